@@ -1,0 +1,3 @@
+"""lmsgate: a self-hosted unified LMS API, wire-compatible with StackOne's."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""Request-scoped dependencies: authentication, the linked account, common parameters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from lmsgate.api.params import common_params
+from lmsgate.bootstrap import Container
+from lmsgate.connectors.base import CallContext
+from lmsgate.errors import Unauthorized
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything a route needs about the caller: the context and the sparse fieldset."""
+
+    ctx: CallContext
+    fields: list[str] | None
+    container: Container
+
+
+def container(request: Request) -> Container:
+    return request.app.state.container
+
+
+def api_key_from(request: Request) -> str | None:
+    """The API key is the username of HTTP Basic auth; the password is ignored (StackOne sends "")."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Unauthorized("Unauthorized: use HTTP Basic auth with the API key as the username")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("Unauthorized: the Basic credentials are not valid base64") from None
+    return decoded.partition(":")[0]
+
+
+def project_id(request: Request) -> str:
+    c = container(request)
+    return c.resolver.project_for_key(api_key_from(request))
+
+
+def lms_call(request: Request) -> Call:
+    c = container(request)
+    project = c.resolver.project_for_key(api_key_from(request))
+    account = c.resolver.account(project, request.headers.get("x-account-id"))
+    common = common_params(request.query_params)
+    return Call(
+        ctx=CallContext(account=account, want_raw=common.raw, proxy=common.proxy),
+        fields=common.fields,
+        container=c,
+    )

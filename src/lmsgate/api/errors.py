@@ -1,0 +1,76 @@
+"""One place that turns every failure into StackOne's error body.
+
+* :class:`~lmsgate.errors.LmsGateError` → its own status and message.
+* Request validation (malformed JSON, wrong types, bad dates or durations) → 400, naming
+  the field, e.g. ``body.time_spent: 'PT1X' is not an ISO 8601 duration``.
+* Unknown routes → 404, wrong method → 405 rendered as 404's shape with status 405.
+* Anything unexpected → 500 with a generic message; the detail goes to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lmsgate.api.responses import JSONResponse, error_body
+from lmsgate.errors import LmsGateError
+
+log = logging.getLogger("lmsgate.api")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("function-after", "function-before", "function-plain", "function-wrap"):
+            continue
+        elif isinstance(item, str) and ("[" in item or item.startswith(("function-", "json-or-python"))):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "body"
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    messages = []
+    for err in errors[:10]:
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            messages.append(f"body: malformed JSON ({err.get('ctx', {}).get('error', msg)})")
+            continue
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        messages.append(f"{_location(tuple(err.get('loc', ())))}: {msg}")
+    more = len(errors) - 10
+    if more > 0:
+        messages.append(f"and {more} more")
+    return "; ".join(dict.fromkeys(messages))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LmsGateError)
+    async def _ours(_request: Request, exc: LmsGateError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.status, exc.message, exc.provider_errors), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(400, describe_validation_errors(list(exc.errors()))), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "Error"
+        if exc.status_code == 404:
+            message = "Not found: no such endpoint"
+        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body(500, "Internal server error"), status_code=500)

@@ -1,0 +1,84 @@
+"""Rendering StackOne-shaped bodies: envelopes, sparse fieldsets and the ``raw`` log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from lmsgate.connectors.base import CallContext, ListResult, Wire, WriteResult
+from lmsgate.schema.types import format_datetime
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def now_iso() -> str:
+    return format_datetime(datetime.now(timezone.utc))
+
+
+def select_fields(item: Wire, fields: list[str] | None) -> Wire:
+    if not fields:
+        return item
+    return {k: v for k, v in item.items() if k in fields}
+
+
+def _with_raw(body: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    if ctx.want_raw:
+        body["raw"] = ctx.raw
+    return body
+
+
+def one(ctx: CallContext, item: Wire, fields: list[str] | None) -> JSONResponse:
+    return JSONResponse(_with_raw({"data": select_fields(item, fields)}, ctx))
+
+
+def page(ctx: CallContext, result: ListResult, next_cursor: str | None, fields: list[str] | None) -> JSONResponse:
+    body: dict[str, Any] = {"next": next_cursor, "data": [select_fields(i, fields) for i in result.items]}
+    return JSONResponse(_with_raw(body, ctx))
+
+
+def created(result: WriteResult, message: str = "Record created successfully.") -> JSONResponse:
+    return JSONResponse(
+        {"statusCode": 201, "message": message, "timestamp": now_iso(),
+         "data": {"id": result.id, "remote_id": result.remote_id}},
+        status_code=201,
+    )
+
+
+def upserted(result: WriteResult) -> JSONResponse:
+    message = "Record created successfully." if result.created else "Record updated successfully."
+    return JSONResponse(
+        {"statusCode": 201, "message": message, "timestamp": now_iso(),
+         "data": {"id": result.id, "remote_id": result.remote_id,
+                  "external_reference": result.external_reference}},
+        status_code=201,
+    )
+
+
+def status_only(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"statusCode": status, "message": message, "timestamp": now_iso()}, status_code=status)
+
+
+def error_body(status: int, message: str, provider_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"statusCode": status, "message": message, "timestamp": now_iso()}
+    if status == 400:
+        body["data"] = {"statusCode": status, "message": message}
+    if provider_errors:
+        body["provider_errors"] = provider_errors
+    return body

@@ -1,0 +1,1 @@
+"""Provider connectors: unified model in, provider calls out, and back."""

@@ -1,0 +1,434 @@
+"""The ``local`` provider: lmsgate's embedded LMS, kept in lmsgate's own database.
+
+It behaves like a small real LMS:
+
+* content and courses are keyed by ``external_reference``: an upsert creates or replaces;
+* categories and skills named on content are stored, matched by ``id`` or else by ``name``;
+* a learner is created the first time a completion or assignment names an unknown user id
+  (or explicitly, through the lmsgate extension ``PUT /unified/lms/users/{id}``);
+* posting the same completion twice (same learner, learning object and ``completed_at``)
+  returns the first record's id and stores nothing new; the first write wins.
+
+Database calls are blocking, so each runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Table
+
+from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
+from lmsgate.connectors.local import mapping as m
+from lmsgate.errors import Conflict, NotFound
+from lmsgate.ids import new_id
+from lmsgate.schema import (
+    LmsCreateAssignmentRequestDto,
+    LmsCreateCompletionRequestDto,
+    LmsCreateContentRequestDto,
+    LmsUpsertContentRequestDto,
+    LmsUpsertCourseRequestDto,
+    LmsUpsertUserRequestDto,
+)
+from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiModel
+from lmsgate.store import tables as t
+from lmsgate.store.pagination import Page, PageRequest
+from lmsgate.store.records import LmsStore
+
+T = TypeVar("T")
+
+_CONTENT_DOC_EXCLUDE = {
+    "passthrough", "additional_data", "categories", "skills", "content_type", "duration",
+    "external_reference", "created_at", "updated_at",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _run(fn: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(fn)
+
+
+def _raw_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{str(k): (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+
+
+class LocalConnector(Connector):
+    provider = "local"
+
+    def __init__(self, store: LmsStore) -> None:
+        self.store = store
+
+    # ---------------------------------------------------------------- shared
+    def _listed(self, ctx: CallContext, table: Table, page: Page, to_wire: Callable[[dict], Wire]) -> ListResult:
+        ctx.log_raw("GET", f"local://{table.name}", response=_raw_rows(page.items))
+        return ListResult(
+            items=[to_wire(r) for r in page.items], next_last_id=page.last_id if page.has_more else None
+        )
+
+    def _got(self, ctx: CallContext, table: Table, row: dict | None, what: str, rid: str) -> dict:
+        ctx.log_raw("GET", f"local://{table.name}/{rid}", response=_raw_rows([row])[0] if row else None)
+        if row is None:
+            raise NotFound(f"{what} {rid} not found on account {ctx.account.id}")
+        return row
+
+    def _resolve_learning_object(self, account_id: str, ref: str, given_id: str | None) -> tuple[str | None, str | None]:
+        found = self.store.find_learning_object(account_id, ref)
+        if found is None:
+            return given_id, None
+        return (given_id or found[0]), found[1]
+
+    # ---------------------------------------------------------------- completions
+    async def create_user_completion(self, ctx: CallContext, user_id: str,
+                                     body: LmsCreateCompletionRequestDto) -> WriteResult:
+        acct = ctx.account.id
+
+        def work() -> tuple[str, bool]:
+            lo_id, kind = self._resolve_learning_object(
+                acct, body.learning_object_external_reference, body.learning_object_id
+            )
+            text, seconds, months = m.duration_columns(body.time_spent)
+            ts = _now()
+            completed = body.completed_at
+            values = {
+                "account_id": acct, "id": new_id(), "created_at": ts, "updated_at": ts,
+                "user_id": user_id, "learning_object_id": lo_id,
+                "learning_object_external_reference": body.learning_object_external_reference,
+                "learning_object_type": kind, "completed_at": completed,
+                "time_spent": text, "time_spent_seconds": seconds, "time_spent_months": months,
+                "result_value": body.result.value if body.result else None,
+                "result_source_value": body.result.source_value if body.result else None,
+                "score_percentage": body.score.percentage if body.score else None,
+                "score_raw_value": body.score.raw_value if body.score else None,
+                "passthrough": body.passthrough,
+                "dedupe_key": m.dedupe_key(
+                    user_id, body.learning_object_external_reference,
+                    m.dt(completed) if completed else None,
+                ),
+            }
+            return self.store.insert_record(t.completions, values)
+
+        cid, created = await _run(work)
+        ctx.log_raw("POST", f"local://completions/{cid}", body=body.model_dump(mode="json", exclude_none=True))
+        return WriteResult(id=cid, remote_id=cid, created=created)
+
+    async def get_completion(self, ctx: CallContext, completion_id: str) -> Wire:
+        row = await _run(lambda: self.store.get(t.completions, ctx.account.id, completion_id))
+        return m.completion_to_wire(self._got(ctx, t.completions, row, "completion", completion_id))
+
+    async def get_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> Wire:
+        row = await _run(
+            lambda: self.store.get(t.completions, ctx.account.id, completion_id, user_id=user_id)
+        )
+        return m.completion_to_wire(self._got(ctx, t.completions, row, "completion", completion_id))
+
+    async def list_completions(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        rows = await _run(lambda: self.store.list(t.completions, ctx.account.id, page))
+        return self._listed(ctx, t.completions, rows, m.completion_to_wire)
+
+    async def list_user_completions(self, ctx: CallContext, user_id: str, page: PageRequest) -> ListResult:
+        rows = await _run(
+            lambda: self.store.list(t.completions, ctx.account.id, page, [t.completions.c.user_id == user_id])
+        )
+        return self._listed(ctx, t.completions, rows, m.completion_to_wire)
+
+    async def delete_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> None:
+        deleted = await _run(
+            lambda: self.store.delete_record(t.completions, ctx.account.id, completion_id, user_id)
+        )
+        ctx.log_raw("DELETE", f"local://completions/{completion_id}")
+        if not deleted:
+            raise NotFound(f"completion {completion_id} of user {user_id} not found")
+
+    # ---------------------------------------------------------------- assignments
+    async def create_user_assignment(self, ctx: CallContext, user_id: str,
+                                     body: LmsCreateAssignmentRequestDto) -> WriteResult:
+        acct = ctx.account.id
+
+        def work() -> tuple[str, bool]:
+            lo_id, kind = self._resolve_learning_object(
+                acct, body.learning_object_external_reference, body.learning_object_id
+            )
+            ts = _now()
+            status = body.status.value if body.status else None
+            values = {
+                "account_id": acct, "id": new_id(), "created_at": ts, "updated_at": ts,
+                "user_id": user_id, "learning_object_id": lo_id,
+                "learning_object_external_reference": body.learning_object_external_reference,
+                "learning_object_type": kind,
+                "status_value": status or "pending",
+                "status_source_value": body.status.source_value if body.status else None,
+                "progress": body.progress,
+                "assigned_at": body.assigned_at or ts,
+                "due_date": body.due_date,
+                "completed_at": ts if status == "completed" else None,
+                "passthrough": body.passthrough,
+                "dedupe_key": m.dedupe_key(
+                    user_id, body.learning_object_external_reference,
+                    m.dt(body.assigned_at) if body.assigned_at else None,
+                ),
+            }
+            return self.store.insert_record(t.assignments, values)
+
+        aid, created = await _run(work)
+        ctx.log_raw("POST", f"local://assignments/{aid}", body=body.model_dump(mode="json", exclude_none=True))
+        return WriteResult(id=aid, remote_id=aid, created=created)
+
+    async def get_assignment(self, ctx: CallContext, assignment_id: str) -> Wire:
+        row = await _run(lambda: self.store.get(t.assignments, ctx.account.id, assignment_id))
+        return m.assignment_to_wire(self._got(ctx, t.assignments, row, "assignment", assignment_id))
+
+    async def get_user_assignment(self, ctx: CallContext, user_id: str, assignment_id: str) -> Wire:
+        row = await _run(
+            lambda: self.store.get(t.assignments, ctx.account.id, assignment_id, user_id=user_id)
+        )
+        return m.assignment_to_wire(self._got(ctx, t.assignments, row, "assignment", assignment_id))
+
+    def _assignment_filters(self, page: PageRequest, user_id: str | None = None) -> list:
+        c = t.assignments.c
+        where = []
+        if user_id is not None:
+            where.append(c.user_id == user_id)
+        for key in ("user_id", "remote_user_id"):
+            if page.filters.get(key):
+                where.append(c.user_id == page.filters[key])
+        if page.filters.get("status"):
+            where.append(c.status_value == page.filters["status"])
+        return where
+
+    async def list_assignments(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        where = self._assignment_filters(page)
+        rows = await _run(lambda: self.store.list(t.assignments, ctx.account.id, page, where))
+        return self._listed(ctx, t.assignments, rows, m.assignment_to_wire)
+
+    async def list_user_assignments(self, ctx: CallContext, user_id: str, page: PageRequest) -> ListResult:
+        where = self._assignment_filters(page, user_id)
+        rows = await _run(lambda: self.store.list(t.assignments, ctx.account.id, page, where))
+        return self._listed(ctx, t.assignments, rows, m.assignment_to_wire)
+
+    # ---------------------------------------------------------------- taxonomy
+    def _upsert_taxonomy(self, table: Table, acct: str,
+                         items: list[CreateCategoriesApiModel] | list[CreateSkillsApiModel] | None,
+                         ts: datetime) -> list[Wire]:
+        out: list[Wire] = []
+        for item in items or []:
+            if item.id is None and item.name is None:
+                continue
+            doc = item.model_dump(mode="json", exclude_none=True)
+            doc.setdefault("active", True)
+            key = "id" if item.id is not None else "name"
+            values = {"id": item.id or new_id(), "name": item.name, "doc": doc}
+            if item.name is None:
+                values.pop("name")
+                existing = self.store.get(table, acct, item.id)
+                if existing:
+                    doc = {**existing["doc"], **doc}
+                    values["doc"] = doc
+            [(rid, _)] = self.store.upsert_docs(table, acct, [values], ts, key=key)
+            out.append({**values["doc"], "id": rid, "remote_id": rid})
+        return out
+
+    async def get_category(self, ctx: CallContext, category_id: str) -> Wire:
+        row = await _run(lambda: self.store.get(t.categories, ctx.account.id, category_id))
+        return m.doc_to_wire(self._got(ctx, t.categories, row, "category", category_id), timestamps=False)
+
+    async def list_categories(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        rows = await _run(lambda: self.store.list(t.categories, ctx.account.id, page))
+        return self._listed(ctx, t.categories, rows, lambda r: m.doc_to_wire(r, timestamps=False))
+
+    async def get_skill(self, ctx: CallContext, skill_id: str) -> Wire:
+        row = await _run(lambda: self.store.get(t.skills, ctx.account.id, skill_id))
+        return m.doc_to_wire(self._got(ctx, t.skills, row, "skill", skill_id), timestamps=False)
+
+    async def list_skills(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        rows = await _run(lambda: self.store.list(t.skills, ctx.account.id, page))
+        return self._listed(ctx, t.skills, rows, lambda r: m.doc_to_wire(r, timestamps=False))
+
+    # ---------------------------------------------------------------- content
+    def _content_values(self, acct: str, body: LmsUpsertContentRequestDto | LmsCreateContentRequestDto,
+                        ts: datetime, base: Wire | None = None, only_set: bool = False) -> dict[str, Any]:
+        given = body.model_dump(mode="json", exclude=_CONTENT_DOC_EXCLUDE, exclude_unset=only_set)
+        doc: Wire = dict(base or {})
+        doc.update(given)
+        fields = body.model_fields_set if only_set else set(type(body).model_fields)
+        if "duration" in fields:
+            doc["duration"] = m.normalised_duration(body.duration)
+        if "content_type" in fields:
+            doc["content_type"] = m.content_type_for_read(
+                body.content_type.model_dump(mode="json") if body.content_type else None
+            )
+        if "categories" in fields:
+            doc["categories"] = self._upsert_taxonomy(t.categories, acct, body.categories, ts)
+        if "skills" in fields:
+            doc["skills"] = self._upsert_taxonomy(t.skills, acct, body.skills, ts)
+        if "additional_data" in fields:
+            doc["_additional_data"] = [a.model_dump(mode="json") for a in body.additional_data or []]
+        if getattr(body, "passthrough", None) is not None:
+            doc["_passthrough"] = body.passthrough
+        ref = body.external_reference if body.external_reference is not None else (base or {}).get("external_reference")
+        doc["external_reference"] = ref
+        doc["provider"] = self.provider
+        active = doc.get("active")
+        return {
+            "external_reference": ref,
+            "active": None if active is None else int(active in (True, "true")),
+            "doc": doc,
+        }
+
+    def _content_to_wire(self, acct: str, rows: list[dict]) -> list[Wire]:
+        courses = self.store.course_ids_for_content(acct, [r["external_reference"] for r in rows])
+        out = []
+        for r in rows:
+            ids = courses.get(r["external_reference"], [])
+            wire = m.doc_to_wire(r, {"course_ids": ids, "remote_course_ids": ids})
+            out.append({k: v for k, v in wire.items() if not k.startswith("_")})
+        return out
+
+    async def upsert_content(self, ctx: CallContext, body: LmsUpsertContentRequestDto) -> WriteResult:
+        [result] = await self.batch_upsert_content(ctx, [body])
+        return result
+
+    async def batch_upsert_content(self, ctx: CallContext,
+                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult]:
+        acct = ctx.account.id
+
+        def work() -> list[tuple[str, bool]]:
+            ts = _now()
+            docs = [{"id": new_id(), **self._content_values(acct, item, ts)} for item in items]
+            return self.store.upsert_docs(t.content, acct, docs, ts)
+
+        results = await _run(work)
+        for item, (cid, _) in zip(items, results):
+            ctx.log_raw("PUT", f"local://content/{cid}", body=item.model_dump(mode="json", exclude_none=True))
+        return [
+            WriteResult(id=cid, remote_id=cid, created=created, external_reference=item.external_reference)
+            for item, (cid, created) in zip(items, results)
+        ]
+
+    async def update_content(self, ctx: CallContext, content_id: str, body: LmsCreateContentRequestDto) -> None:
+        acct = ctx.account.id
+
+        def work() -> None:
+            row = self.store.get(t.content, acct, content_id)
+            if row is None:
+                raise NotFound(f"content {content_id} not found on account {acct}")
+            ts = _now()
+            values = self._content_values(acct, body, ts, base=row["doc"], only_set=True)
+            if values["external_reference"] != row["external_reference"]:
+                clash = self.store.find_learning_object(acct, values["external_reference"])
+                if clash and clash[1] == "content":
+                    raise Conflict(
+                        f"external_reference {values['external_reference']!r} is already used by "
+                        f"content {clash[0]}"
+                    )
+            values["doc"]["id"] = content_id
+            self.store.update_doc(t.content, acct, content_id, values, ts)
+
+        await _run(work)
+        ctx.log_raw("PATCH", f"local://content/{content_id}", body=body.model_dump(mode="json", exclude_unset=True))
+
+    async def get_content(self, ctx: CallContext, content_id: str) -> Wire:
+        acct = ctx.account.id
+
+        def work() -> Wire:
+            row = self._got(ctx, t.content, self.store.get(t.content, acct, content_id), "content", content_id)
+            return self._content_to_wire(acct, [row])[0]
+
+        return await _run(work)
+
+    async def list_content(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        acct = ctx.account.id
+        where = [t.content.c.active == 1] if page.filters.get("active") else []
+
+        def work() -> ListResult:
+            rows = self.store.list(t.content, acct, page, where)
+            ctx.log_raw("GET", "local://content", response=_raw_rows(rows.items))
+            return ListResult(
+                items=self._content_to_wire(acct, rows.items),
+                next_last_id=rows.last_id if rows.has_more else None,
+            )
+
+        return await _run(work)
+
+    # ---------------------------------------------------------------- courses
+    async def upsert_course(self, ctx: CallContext, body: LmsUpsertCourseRequestDto) -> WriteResult:
+        acct = ctx.account.id
+
+        def work() -> tuple[str, bool]:
+            ts = _now()
+            doc = body.model_dump(
+                mode="json", exclude={"categories", "skills", "duration", "content_external_references"}
+            )
+            doc["duration"] = m.normalised_duration(body.duration)
+            doc["categories"] = self._upsert_taxonomy(t.categories, acct, body.categories, ts)
+            doc["skills"] = self._upsert_taxonomy(t.skills, acct, body.skills, ts)
+            doc["provider"] = self.provider
+            [(cid, created)] = self.store.upsert_docs(
+                t.courses, acct,
+                [{"id": new_id(), "external_reference": body.external_reference, "doc": doc}], ts,
+            )
+            self.store.set_course_contents(acct, cid, body.content_external_references or [])
+            return cid, created
+
+        cid, created = await _run(work)
+        ctx.log_raw("PUT", f"local://courses/{cid}", body=body.model_dump(mode="json", exclude_none=True))
+        return WriteResult(id=cid, remote_id=cid, created=created, external_reference=body.external_reference)
+
+    def _courses_to_wire(self, acct: str, rows: list[dict]) -> list[Wire]:
+        contents = self.store.content_ids_for_courses(acct, [r["id"] for r in rows])
+        return [
+            m.doc_to_wire(r, {"content_ids": contents.get(r["id"], []),
+                              "remote_content_ids": contents.get(r["id"], [])})
+            for r in rows
+        ]
+
+    async def get_course(self, ctx: CallContext, course_id: str) -> Wire:
+        acct = ctx.account.id
+
+        def work() -> Wire:
+            row = self._got(ctx, t.courses, self.store.get(t.courses, acct, course_id), "course", course_id)
+            return self._courses_to_wire(acct, [row])[0]
+
+        return await _run(work)
+
+    async def list_courses(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        acct = ctx.account.id
+
+        def work() -> ListResult:
+            rows = self.store.list(t.courses, acct, page)
+            ctx.log_raw("GET", "local://courses", response=_raw_rows(rows.items))
+            return ListResult(
+                items=self._courses_to_wire(acct, rows.items),
+                next_last_id=rows.last_id if rows.has_more else None,
+            )
+
+        return await _run(work)
+
+    # ---------------------------------------------------------------- users
+    async def upsert_user(self, ctx: CallContext, user_id: str, body: LmsUpsertUserRequestDto) -> WriteResult:
+        acct = ctx.account.id
+        doc = body.model_dump(mode="json")
+        values = {"external_reference": body.external_reference, "email": body.email, "doc": doc}
+        created = await _run(lambda: self.store.upsert_user(acct, user_id, values, _now()))
+        ctx.log_raw("PUT", f"local://users/{user_id}", body=doc)
+        return WriteResult(id=user_id, remote_id=user_id, created=created,
+                           external_reference=body.external_reference)
+
+    async def get_user(self, ctx: CallContext, user_id: str) -> Wire:
+        row = await _run(lambda: self.store.get(t.users, ctx.account.id, user_id))
+        return m.doc_to_wire(self._got(ctx, t.users, row, "user", user_id))
+
+    async def list_users(self, ctx: CallContext, page: PageRequest) -> ListResult:
+        c = t.users.c
+        where = []
+        if page.filters.get("email"):
+            where.append(c.email == page.filters["email"])
+        if page.filters.get("external_reference"):
+            where.append(c.external_reference == page.filters["external_reference"])
+        rows = await _run(lambda: self.store.list(t.users, ctx.account.id, page, where))
+        return self._listed(ctx, t.users, rows, m.doc_to_wire)

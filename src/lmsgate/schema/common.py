@@ -1,0 +1,274 @@
+"""Building blocks shared by every resource: base models, open enums, envelopes and errors.
+
+Class names are the component names of StackOne's OpenAPI document, so lmsgate's own
+``/openapi.json`` lines up with it name for name. Descriptions are lmsgate's own.
+
+Open enums
+    StackOne wraps provider enums as ``{value, source_value}``. ``value`` is *open*: the
+    known members are listed, but any other string is kept as given (the official SDK
+    accepts it too). When a caller sends an unknown ``value`` without a ``source_value``,
+    lmsgate copies the original into ``source_value`` (see :func:`open_enum_normalised`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from lmsgate.schema.languages import LANGUAGE_CODES
+from lmsgate.schema.types import UtcDateTime
+
+SOURCE_VALUE_SCHEMA = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "object"},
+        {"type": "array", "items": {}},
+    ],
+    "description": "The value as the provider (or the caller) gave it, before mapping.",
+}
+SourceValue = Annotated[Any, WithJsonSchema(SOURCE_VALUE_SCHEMA)]
+BoolLike = Annotated[
+    bool | Literal["true", "false"] | None,
+    WithJsonSchema({"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}),
+]
+FreeForm = dict[str, Any]
+
+
+class RequestModel(BaseModel):
+    """Base for request bodies: strict JSON types, unknown keys ignored (as the SDK does)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+
+class ResponseModel(BaseModel):
+    """Base for response bodies. Every field is optional and nullable unless stated.
+
+    Strict too: the same models parse responses in the Python client, and a string where a
+    number belongs is as wrong coming back as going in.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+
+def _open_enum_schema(values: tuple[str, ...], description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "enum": [*values, None],
+        "nullable": True,
+        "x-speakeasy-unknown-values": "allow",
+        "description": description,
+    }
+
+
+class _OpenEnum(BaseModel):
+    """``{value, source_value}`` with an open ``value``."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+    known: ClassVar[tuple[str, ...]] = ()
+
+    value: str | None = None
+    source_value: SourceValue | None = None
+
+    @model_validator(mode="after")
+    def _keep_original(self) -> _OpenEnum:
+        return open_enum_normalised(self)
+
+
+def open_enum_normalised(enum: _OpenEnum) -> _OpenEnum:
+    """Copy an unknown ``value`` into ``source_value`` when the caller gave none."""
+    if enum.value is not None and enum.value not in enum.known and enum.source_value is None:
+        enum.source_value = enum.value
+    return enum
+
+
+def open_enum(name: str, values: tuple[str, ...], description: str) -> type[_OpenEnum]:
+    """Create a named open-enum model (named so the OpenAPI component matches StackOne's)."""
+    value_type = Annotated[str | None, WithJsonSchema(_open_enum_schema(values, description))]
+    cls = type(
+        name,
+        (_OpenEnum,),
+        {
+            "__annotations__": {"value": value_type},
+            "value": None,
+            "known": values,
+            "__doc__": description,
+            "__module__": __name__,
+        },
+    )
+    return cls
+
+
+ResultStatusEnum = open_enum(
+    "ResultStatusEnum", ("Pass", "Fail", "unmapped_value"), "Outcome of the learning record."
+)
+AssignmentStatusEnum = open_enum(
+    "AssignmentStatusEnum",
+    ("pending", "in_progress", "completed", "unmapped_value"),
+    "Where the learner stands on an assigned learning object.",
+)
+LearningObjectTypeEnum = open_enum(
+    "LearningObjectTypeEnum",
+    ("content", "course", "collection", "unmapped_value"),
+    "The kind of learning object a record refers to.",
+)
+ContentTypeEnum = open_enum(
+    "ContentTypeEnum",
+    ("video", "quiz", "document", "audio", "article", "unmapped_value"),
+    "The media kind of a piece of content.",
+)
+WriteContentTypeEnum = open_enum(
+    "WriteContentTypeEnum",
+    (
+        "video", "quiz", "document", "audio", "article", "book", "event", "course",
+        "collection", "interactive", "unmapped_value",
+    ),
+    "The media kind of a piece of content being written.",
+)
+CategoryLevelEnumModel = open_enum(
+    "CategoryLevelEnumModel",
+    ("primary", "secondary", "tertiary", "unmapped_value"),
+    "Rank of a category within its taxonomy.",
+)
+SkillLevelEnum = open_enum(
+    "SkillLevelEnum",
+    ("primary", "secondary", "tertiary", "unmapped_value"),
+    "Rank of a skill within its taxonomy.",
+)
+LanguageEnum = open_enum("LanguageEnum", LANGUAGE_CODES, "A locale, such as en_GB.")
+
+
+class ScoreModel(ResponseModel):
+    """A score. ``percentage`` runs from 0 to 100; ``raw_value`` is the provider's text."""
+
+    percentage: float | None = Field(default=None, ge=0, le=100, examples=[87.5])
+    raw_value: str | None = Field(default=None, examples=["87 / 100"])
+
+
+class AuthorModel(ResponseModel):
+    id: str | None = None
+    name: str | None = None
+
+
+class LocalizationModel(ResponseModel):
+    title: str | None = None
+    description: str | None = None
+    language: LanguageEnum | None = None
+    tags: list[str] | None = None
+
+
+class AdditionalData(ResponseModel):
+    id: str | None = None
+    remote_id: str | None = None
+    value: str | list[str] | None = None
+
+
+# ---------------------------------------------------------------- raw provider log
+
+
+class RawResponse(ResponseModel):
+    """One provider call made to answer the request, returned when ``raw=true``."""
+
+    method: str
+    url: str
+    body: str | dict[str, Any] | list[int] | None = None
+    response: dict[str, Any] | list[Any] | str | None = None
+
+
+# ---------------------------------------------------------------- write envelopes
+
+
+class CreateResultDataApiModel(ResponseModel):
+    id: str | None = None
+    remote_id: str | None = None
+
+
+class CreateResult(ResponseModel):
+    statusCode: float
+    message: str
+    timestamp: UtcDateTime
+    data: CreateResultDataApiModel
+
+
+class UpsertResultDataExternalReferenceModel(ResponseModel):
+    id: str | None = None
+    remote_id: str | None = None
+    external_reference: str | None = None
+
+
+class UpsertResult(ResponseModel):
+    statusCode: float
+    message: str
+    timestamp: UtcDateTime
+    data: UpsertResultDataExternalReferenceModel
+
+
+class DeleteResult(ResponseModel):
+    statusCode: float
+    message: str
+    timestamp: UtcDateTime
+
+
+class UpdateResult(ResponseModel):
+    """Answer to ``PATCH /unified/lms/content/{id}`` (SDK 4.28.0's ``updateContent``)."""
+
+    statusCode: float
+    message: str
+    timestamp: UtcDateTime
+
+
+class BatchResultApiModel(ResponseModel):
+    """Answer to a batch upsert. ``errors[i]`` lists the problems of item ``i`` (empty if none)."""
+
+    statusCode: float | None = None
+    message: str | None = None
+    timestamp: UtcDateTime | None = None
+    errors: list[list[str]] | None = None
+
+
+# ---------------------------------------------------------------- errors
+
+
+class UnifiedError(ResponseModel):
+    statusCode: float | None = None
+    message: str | None = None
+    headers: dict[str, Any] | None = None
+
+
+class ProviderError(ResponseModel):
+    """A provider's own error answer, with secrets removed."""
+
+    status: float | None = None
+    url: str | None = None
+    raw: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+
+
+class _ErrorBody(ResponseModel):
+    statusCode: float
+    message: str
+    timestamp: UtcDateTime
+
+
+class BadRequestResponse(_ErrorBody):
+    data: UnifiedError | None = None
+    provider_errors: list[ProviderError] | None = None
+
+
+ERROR_MODELS: dict[int, type[_ErrorBody]] = {400: BadRequestResponse}
+for _status, _name in {
+    401: "UnauthorizedResponse",
+    403: "ForbiddenResponse",
+    404: "NotFoundResponse",
+    408: "RequestTimedOutResponse",
+    409: "ConflictResponse",
+    412: "PreconditionFailedResponse",
+    422: "UnprocessableEntityResponse",
+    429: "TooManyRequestsResponse",
+    500: "InternalServerErrorResponse",
+    501: "NotImplementedResponse",
+    502: "BadGatewayResponse",
+}.items():
+    ERROR_MODELS[_status] = type(_name, (_ErrorBody,), {"__module__": __name__})

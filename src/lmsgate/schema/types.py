@@ -1,0 +1,207 @@
+"""Value types shared by every resource: date-times, ISO 8601 durations, ids.
+
+Date-times
+    Requests may carry any RFC 3339 date-time. A value without an offset is read as UTC.
+    Responses always carry a ``Z`` suffix and at least millisecond precision, because the
+    official SDK rejects a date-time without an offset (SDK reference, section 1).
+
+Durations
+    ``time_spent`` and content ``duration`` are ISO 8601 durations (``PnYnMnWnDTnHnMnS``).
+    They are parsed exactly, with :class:`decimal.Decimal` seconds, so no float rounding ever
+    touches a learner's time. See :class:`Duration` for the normal form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+__all__ = [
+    "Duration",
+    "DurationInput",
+    "DurationStr",
+    "UtcDateTime",
+    "format_datetime",
+    "parse_datetime",
+]
+
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse an RFC 3339 date-time string into an aware UTC datetime.
+
+    Raises ``ValueError`` (which pydantic reports against the field) for anything that is
+    not a string of that form, including bare dates and epoch numbers.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        if not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string, e.g. 2021-07-21T14:00:00.000Z")
+        m = _RFC3339.match(value.strip())
+        if not m:
+            raise ValueError(
+                f"{value!r} is not an RFC 3339 date-time (expected e.g. 2021-07-21T14:00:00.000Z)"
+            )
+        frac = (m["frac"] or "")[1:7].ljust(6, "0") if m["frac"] else "000000"
+        tz = m["tz"] or "Z"
+        if tz in ("Z", "z"):
+            tz = "+00:00"
+        elif ":" not in tz:
+            tz = f"{tz[:3]}:{tz[3:]}"
+        try:
+            dt = datetime.fromisoformat(f"{m['date']}T{m['time']}.{frac}{tz}")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid date-time: {exc}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_datetime(dt: datetime) -> str:
+    """Render a datetime as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (microseconds kept when present)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    us = dt.microsecond
+    frac = f"{us // 1000:03d}" if us % 1000 == 0 else f"{us:06d}"
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
+
+
+UtcDateTime = Annotated[
+    datetime,
+    BeforeValidator(parse_datetime),
+    PlainSerializer(format_datetime, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An aware UTC datetime that parses RFC 3339 and serialises with a ``Z`` suffix."""
+
+
+_DURATION = re.compile(
+    r"^P(?!$)"
+    r"(?:(?P<years>\d+(?:[.,]\d+)?)Y)?"
+    r"(?:(?P<months>\d+(?:[.,]\d+)?)M)?"
+    r"(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?"
+    r"(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
+    r"(?:T(?=\d)"
+    r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
+    r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?"
+    r")?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An exact ISO 8601 duration: calendar ``months`` plus exact ``seconds``.
+
+    Years count as 12 months. Weeks, days, hours and minutes are exact multiples of a second
+    (a day is 24 hours: ``time_spent`` measures elapsed effort, not calendar days). Years and
+    months cannot be turned into seconds without a calendar, so they are kept apart.
+
+    The normal form (:meth:`isoformat`) writes years and months, then hours, minutes and
+    seconds, dropping zero parts: ``PT90M`` becomes ``PT1H30M``, ``P1DT2H`` becomes ``PT26H``,
+    and zero is ``PT0S``. Fractional seconds keep every digit given, minus trailing zeros.
+    """
+
+    months: int
+    seconds: Decimal
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        if not isinstance(text, str):
+            raise ValueError("must be an ISO 8601 duration string such as PT1H30M45S")
+        m = _DURATION.match(text.strip().upper())
+        if not m:
+            raise ValueError(f"{text!r} is not an ISO 8601 duration (expected e.g. PT1H30M45S)")
+        parts: dict[str, Decimal] = {}
+        fractional = [k for k, v in m.groupdict().items() if v and ("." in v or "," in v)]
+        if fractional and fractional[0] != [k for k, v in m.groupdict().items() if v][-1]:
+            raise ValueError(f"{text!r}: only the smallest unit of a duration may have a fraction")
+        for key, raw in m.groupdict().items():
+            try:
+                parts[key] = Decimal(raw.replace(",", ".")) if raw else Decimal(0)
+            except InvalidOperation:  # pragma: no cover - the regex admits only digits
+                raise ValueError(f"{text!r} is not an ISO 8601 duration") from None
+        months = parts["years"] * 12 + parts["months"]
+        if months != months.to_integral_value():
+            raise ValueError(f"{text!r}: fractional months or years cannot be stored exactly")
+        seconds = (
+            parts["weeks"] * 604800
+            + parts["days"] * 86400
+            + parts["hours"] * 3600
+            + parts["minutes"] * 60
+            + parts["seconds"]
+        )
+        return cls(months=int(months), seconds=seconds)
+
+    @classmethod
+    def from_seconds(cls, seconds: Decimal | int) -> Duration:
+        return cls(months=0, seconds=Decimal(seconds))
+
+    def isoformat(self) -> str:
+        out = "P"
+        years, months = divmod(self.months, 12)
+        if years:
+            out += f"{years}Y"
+        if months:
+            out += f"{months}M"
+        whole = int(self.seconds)
+        frac = self.seconds - whole
+        hours, rem = divmod(whole, 3600)
+        minutes, secs = divmod(rem, 60)
+        time = ""
+        if hours:
+            time += f"{hours}H"
+        if minutes:
+            time += f"{minutes}M"
+        if secs or frac:
+            s = Decimal(secs) + frac
+            text = format(s.normalize(), "f") if frac else str(secs)
+            time += f"{text}S"
+        if time:
+            out += "T" + time
+        if out == "P":
+            out = "PT0S"
+        return out
+
+    def __str__(self) -> str:
+        return self.isoformat()
+
+
+def _normalise_duration(value: Any) -> Any:
+    if value is None:
+        return None
+    return Duration.parse(value).isoformat()
+
+
+DurationStr = Annotated[
+    str,
+    BeforeValidator(_normalise_duration),
+    WithJsonSchema({"type": "string", "format": "duration", "example": "PT1H30M45S"}),
+]
+"""A string holding an ISO 8601 duration, normalised on the way in (see :class:`Duration`)."""
+
+
+def _validate_duration(value: Any) -> Any:
+    if value is None:
+        return None
+    Duration.parse(value)
+    return value.strip()
+
+
+DurationInput = Annotated[
+    str,
+    BeforeValidator(_validate_duration),
+    WithJsonSchema({"type": "string", "format": "duration", "example": "PT1H30M45S"}),
+]
+"""A request duration: checked to be ISO 8601, kept exactly as sent so storage is lossless."""
