@@ -11,7 +11,8 @@ from fastapi import Request
 from lmsgate.api.params import common_params
 from lmsgate.bootstrap import Container
 from lmsgate.connectors.base import CallContext
-from lmsgate.errors import Unauthorized
+from lmsgate.errors import BadRequest, Unauthorized
+from lmsgate.schema.common import find_nul
 
 
 @dataclass(slots=True)
@@ -29,7 +30,14 @@ def container(request: Request) -> Container:
 
 def api_key_from(request: Request) -> str | None:
     """The API key is the username of HTTP Basic auth; the password is ignored (StackOne sends "")."""
-    header = request.headers.get("authorization")
+    return basic_username(request.headers.get("authorization"))
+
+
+def basic_username(header: str | None) -> str | None:
+    """The username of an ``Authorization: Basic …`` header value; None when there is no header.
+
+    Raises :class:`~lmsgate.errors.Unauthorized` for another scheme or undecodable credentials.
+    """
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -47,10 +55,17 @@ def project_id(request: Request) -> str:
     return c.resolver.project_for_key(api_key_from(request))
 
 
+def _refuse_nul(request: Request) -> None:
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if find_nul(value) or "\x00" in name:
+            raise BadRequest(f"{name}: NUL characters are not allowed")
+
+
 def lms_call(request: Request) -> Call:
     c = container(request)
     project = c.resolver.project_for_key(api_key_from(request))
     account = c.resolver.account(project, request.headers.get("x-account-id"))
+    _refuse_nul(request)
     common = common_params(request.query_params)
     return Call(
         ctx=CallContext(account=account, want_raw=common.raw, proxy=common.proxy),

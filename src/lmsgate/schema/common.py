@@ -37,10 +37,42 @@ BoolLike = Annotated[
 FreeForm = dict[str, Any]
 
 
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, if any.
+
+    PostgreSQL cannot store NUL in text, and no LMS field needs it, so it is refused
+    everywhere instead of failing at the database.
+    """
+    if isinstance(value, str):
+        return (path or "<value>") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return sub
+            found = find_nul(item, sub)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = find_nul(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class RequestModel(BaseModel):
     """Base for request bodies: strict JSON types, unknown keys ignored (as the SDK does)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = find_nul(data)
+        if where:
+            raise ValueError(f"{where}: NUL characters are not allowed")
+        return data
 
 
 class ResponseModel(BaseModel):

@@ -50,8 +50,9 @@ class _ContentFields(RequestModel):
 
     @model_validator(mode="after")
     def _map_short_description(self) -> _ContentFields:
-        if self.description is None and self.short_description is not None:
-            self.description = self.short_description
+        short = self.__dict__.get("short_description")  # read without the deprecation warning
+        if self.description is None and short is not None:
+            self.description = short
         return self
 
 

@@ -1,0 +1,186 @@
+"""Assignments, users, content, courses, categories and skills on the embedded LMS."""
+
+from __future__ import annotations
+
+import pytest
+from support import Tenant, assert_stackone_error
+
+
+def test_assignment_round_trip_and_filters(tenant: Tenant) -> None:
+    a1 = tenant.post("/unified/lms/users/u1/assignments", json={
+        "learning_object_external_reference": "course-a", "status": {"value": "in_progress"},
+        "progress": 40, "due_date": "2030-01-01T00:00:00Z", "assigned_at": "2026-01-01T09:00:00+01:00"})
+    assert a1.status_code == 201, a1.text
+    aid = a1.json()["data"]["id"]
+    a2 = tenant.post("/unified/lms/users/u2/assignments", json={
+        "external_reference": "course-b", "created_at": "2026-02-01T00:00:00Z"})
+    assert a2.status_code == 201, a2.text
+
+    got = tenant.get(f"/unified/lms/assignments/{aid}").json()["data"]
+    assert got["status"]["value"] == "in_progress" and got["progress"] == 40
+    assert got["due_date"] == "2030-01-01T00:00:00.000Z"
+    assert got["assigned_at"] == "2026-01-01T08:00:00.000Z"
+    second = tenant.get(f"/unified/lms/assignments/{a2.json()['data']['id']}").json()["data"]
+    assert second["learning_object_external_reference"] == "course-b"
+    assert second["assigned_at"] == "2026-02-01T00:00:00.000Z"
+    assert second["status"]["value"] == "pending"
+
+    assert tenant.get(f"/unified/lms/users/u1/assignments/{aid}").status_code == 200
+    assert_stackone_error(tenant.get(f"/unified/lms/users/u2/assignments/{aid}"), 404)
+
+    def ids(path: str, **params: str) -> list[str]:
+        return [a["id"] for a in tenant.get(path, params=params).json()["data"]]
+
+    assert ids("/unified/lms/assignments", **{"filter[status]": "in_progress"}) == [aid]
+    assert ids("/unified/lms/assignments", status="pending") == [a2.json()["data"]["id"]]
+    assert ids("/unified/lms/assignments", user_id="u1") == [aid]
+    assert ids("/unified/lms/assignments", remote_user_id="u1") == [aid]
+    assert ids("/unified/lms/users/u1/assignments") == [aid]
+    assert ids("/unified/lms/users/u1/assignments", **{"filter[status]": "completed"}) == []
+    assert_stackone_error(tenant.get("/unified/lms/assignments", params={"filter[status]": "done"}), 400, "status")
+
+
+def test_assignment_repeat_returns_same_id(tenant: Tenant) -> None:
+    body = {"learning_object_external_reference": "c", "assigned_at": "2026-01-01T00:00:00Z"}
+    first = tenant.post("/unified/lms/users/u1/assignments", json=body).json()["data"]["id"]
+    assert tenant.post("/unified/lms/users/u1/assignments", json=body).json()["data"]["id"] == first
+
+
+@pytest.mark.parametrize("progress", [-1, 101, "50"])
+def test_assignment_progress_is_checked(tenant: Tenant, progress: object) -> None:
+    resp = tenant.post("/unified/lms/users/u1/assignments",
+                       json={"learning_object_external_reference": "c", "progress": progress})
+    assert_stackone_error(resp, 400, "progress")
+
+
+def test_users_filter_by_email_and_external_reference(tenant: Tenant) -> None:
+    for uid, email, ref in [("u1", "ada@example.com", "emp-1"), ("u2", "bob@example.com", "emp-2")]:
+        resp = tenant.put(f"/unified/lms/users/{uid}", json={"email": email, "external_reference": ref,
+                                                              "name": uid.upper(), "active": True})
+        assert resp.status_code == 201, resp.text
+    assert tenant.get("/unified/lms/users/u1").json()["data"]["email"] == "ada@example.com"
+    by_email = tenant.get("/unified/lms/users", params={"filter[email]": "bob@example.com"}).json()["data"]
+    assert [u["id"] for u in by_email] == ["u2"]
+    by_ref = tenant.get("/unified/lms/users", params={"external_reference": "emp-1"}).json()["data"]
+    assert [u["id"] for u in by_ref] == ["u1"]
+    assert_stackone_error(tenant.get("/unified/lms/users/nobody"), 404)
+
+
+CONTENT = {
+    "external_reference": "SOFTWARE-ENG-LV1-VIDEO-1",
+    "title": "Software engineering, level 1",
+    "description": "Intro video",
+    "content_url": "https://example.com/v1",
+    "content_type": {"value": "video"},
+    "duration": "PT90M",
+    "active": True,
+    "languages": [{"value": "en_GB"}],
+    "tags": ["engineering"],
+    "authors": [{"id": "a1", "name": "Ada"}],
+    "categories": [{"name": "Technology"}, {"id": "cat-sales", "name": "Sales"}],
+    "skills": [{"name": "Python", "level": {"value": "primary"}}],
+    "localizations": [{"title": "Génie logiciel", "language": {"value": "fr_FR"}}],
+    "additional_data": [{"id": "x", "value": "y"}],
+    "passthrough": {"secret_sauce": 1},
+}
+
+
+def test_content_upsert_creates_then_updates(tenant: Tenant) -> None:
+    created = tenant.put("/unified/lms/content", json=CONTENT)
+    assert created.status_code == 201, created.text
+    data = created.json()["data"]
+    assert data["external_reference"] == CONTENT["external_reference"] and data["id"]
+    updated = tenant.put("/unified/lms/content", json={**CONTENT, "title": "Renamed", "duration": "PT2H"})
+    assert updated.status_code == 201
+    assert updated.json()["data"]["id"] == data["id"]
+
+    got = tenant.get(f"/unified/lms/content/{data['id']}").json()["data"]
+    assert got["title"] == "Renamed" and got["duration"] == "PT2H"
+    assert got["content_type"] == {"value": "video", "source_value": None}
+    assert got["provider"] == "local" and got["active"] is True
+    assert {c["name"] for c in got["categories"]} == {"Technology", "Sales"}
+    assert got["skills"][0]["name"] == "Python"
+    assert "passthrough" not in got and "_passthrough" not in got
+    assert len(tenant.get("/unified/lms/content").json()["data"]) == 1
+
+    cats = tenant.get("/unified/lms/categories").json()["data"]
+    assert {c["name"] for c in cats} == {"Technology", "Sales"}  # matched by name/id, not duplicated
+    assert tenant.get("/unified/lms/categories/cat-sales").json()["data"]["name"] == "Sales"
+    skills = tenant.get("/unified/lms/skills").json()["data"]
+    assert [s["name"] for s in skills] == ["Python"]
+    assert tenant.get(f"/unified/lms/skills/{skills[0]['id']}").json()["data"]["level"]["value"] == "primary"
+
+
+def test_content_type_outside_the_read_enum_is_unmapped(tenant: Tenant) -> None:
+    cid = tenant.put("/unified/lms/content", json={"external_reference": "b1", "content_type": {"value": "book"}})
+    got = tenant.get(f"/unified/lms/content/{cid.json()['data']['id']}").json()["data"]
+    assert got["content_type"] == {"value": "unmapped_value", "source_value": "book"}
+
+
+def test_content_requires_external_reference(tenant: Tenant) -> None:
+    assert_stackone_error(tenant.put("/unified/lms/content", json={"title": "x"}), 400, "external_reference")
+
+
+def test_content_active_filter(tenant: Tenant) -> None:
+    tenant.put("/unified/lms/content", json={"external_reference": "on", "active": True})
+    tenant.put("/unified/lms/content", json={"external_reference": "off", "active": "false"})
+    active = tenant.get("/unified/lms/content", params={"filter[active]": "true"}).json()["data"]
+    assert [c["external_reference"] for c in active] == ["on"]
+
+
+def test_batch_upsert_stores_good_items_and_reports_bad_ones(tenant: Tenant) -> None:
+    items = [
+        {"external_reference": "b-1", "title": "one"},
+        {"title": "missing ref"},
+        {"external_reference": "b-2", "duration": "soon"},
+        {"external_reference": "b-3"},
+        {"external_reference": "b-1", "title": "dup in batch"},
+    ]
+    resp = tenant.post("/unified/lms/content/batch", json={"items": items})
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["statusCode"] == 202 and body["timestamp"].endswith("Z")
+    errors = body["errors"]
+    assert errors[0] == [] and errors[3] == []
+    assert any("external_reference" in e for e in errors[1])
+    assert any("duration" in e for e in errors[2])
+    assert any("earlier in this batch" in e for e in errors[4])
+    refs = sorted(c["external_reference"] for c in tenant.get("/unified/lms/content").json()["data"])
+    assert refs == ["b-1", "b-3"]
+
+
+@pytest.mark.parametrize("body", [{}, {"items": []}, {"items": "x"}, [], {"items": [{}] * 1001}])
+def test_batch_envelope_errors_are_400(tenant: Tenant, body: object) -> None:
+    assert_stackone_error(tenant.post("/unified/lms/content/batch", json=body), 400, "items")
+
+
+def test_patch_content_changes_only_given_fields(tenant: Tenant) -> None:
+    cid = tenant.put("/unified/lms/content", json=CONTENT).json()["data"]["id"]
+    resp = tenant.patch(f"/unified/lms/content/{cid}", json={"title": "Patched", "duration": "PT30M"})
+    assert resp.status_code == 201, resp.text
+    assert set(resp.json()) == {"statusCode", "message", "timestamp"}
+    got = tenant.get(f"/unified/lms/content/{cid}").json()["data"]
+    assert got["title"] == "Patched" and got["duration"] == "PT30M"
+    assert got["description"] == CONTENT["description"]
+    assert_stackone_error(tenant.patch("/unified/lms/content/nope", json={"title": "x"}), 404)
+    other = tenant.put("/unified/lms/content", json={"external_reference": "taken"}).json()["data"]["id"]
+    assert_stackone_error(tenant.patch(f"/unified/lms/content/{cid}", json={"external_reference": "taken"}), 409)
+    assert other
+
+
+def test_courses_list_their_content(tenant: Tenant) -> None:
+    c1 = tenant.put("/unified/lms/content", json={"external_reference": "m1"}).json()["data"]["id"]
+    c2 = tenant.put("/unified/lms/content", json={"external_reference": "m2"}).json()["data"]["id"]
+    course = tenant.put("/unified/lms/courses", json={
+        "external_reference": "course-1", "title": "Course", "content_external_references": ["m2", "m1"],
+        "duration": "PT3H"})
+    assert course.status_code == 201, course.text
+    course_id = course.json()["data"]["id"]
+    got = tenant.get(f"/unified/lms/courses/{course_id}").json()["data"]
+    assert got["content_ids"] == [c2, c1] and got["duration"] == "PT3H"
+    assert tenant.get(f"/unified/lms/content/{c1}").json()["data"]["course_ids"] == [course_id]
+    assert [c["id"] for c in tenant.get("/unified/lms/courses").json()["data"]] == [course_id]
+    completion = tenant.post("/unified/lms/users/u/completions",
+                             json={"learning_object_external_reference": "course-1"}).json()["data"]["id"]
+    data = tenant.get(f"/unified/lms/completions/{completion}").json()["data"]
+    assert data["learning_object_type"]["value"] == "course" and data["course_id"] == course_id
