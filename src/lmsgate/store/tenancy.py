@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +27,22 @@ class Account:
     config: dict[str, Any]
     origin_owner_id: str | None = None
     origin_owner_name: str | None = None
+    origin_username: str | None = None
+    label: str | None = None
+    credentials: str | None = field(default=None, repr=False)
+    """The vault-sealed credentials (ciphertext), or None; decrypted only by the vault."""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def account_from_row(row: Any) -> Account:
+    return Account(
+        id=row.id, project_id=row.project_id, provider=row.provider, status=row.status,
+        config=row.config or {}, origin_owner_id=row.origin_owner_id,
+        origin_owner_name=row.origin_owner_name, origin_username=row.origin_username,
+        label=row.label, credentials=row.credentials, created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +51,18 @@ class IssuedKey:
     project_id: str
     secret: str
     """The full key. Shown once; only its hash is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An API key as it can be shown: its id, name and first characters, never the key."""
+
+    id: str
+    project_id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def _hash(secret: str) -> str:
@@ -52,9 +81,22 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+ACCOUNT_CACHE_SECONDS = 2.0
+"""How long a process may answer from its memory of an account. Changes made by this process
+take effect at once; changes made by another process (scale-out) within this many seconds."""
+
+
 class Tenancy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._accounts: dict[str, tuple[Account, float]] = {}
+
+    def forget_account(self, account_id: str | None = None) -> None:
+        """Drop cached accounts (one, or all); call after any change to an account row."""
+        if account_id is None:
+            self._accounts.clear()
+        else:
+            self._accounts.pop(account_id, None)
 
     # ---------------------------------------------------------------- instance
     def instance_secret(self, name: str) -> bytes:
@@ -124,6 +166,21 @@ class Tenancy:
             )
         return res.rowcount > 0
 
+    def list_keys(self, project_id: str | None = None, key_id: str | None = None) -> list[KeyInfo]:
+        """API keys, oldest first: what is known of them, never the keys themselves."""
+        c = t.api_keys.c
+        q = select(c.id, c.project_id, c.name, c.prefix, c.created_at, c.revoked_at).order_by(c.created_at, c.id)
+        if project_id is not None:
+            q = q.where(c.project_id == project_id)
+        if key_id is not None:
+            q = q.where(c.id == key_id)
+        with self.engine.connect() as conn:
+            return [KeyInfo(*row) for row in conn.execute(q)]
+
+    def project_exists(self, project_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.projects.c.id).where(t.projects.c.id == project_id)).first() is not None
+
     # ---------------------------------------------------------------- accounts
     def create_account(
         self,
@@ -134,20 +191,29 @@ class Tenancy:
         config: dict[str, Any] | None = None,
         origin_owner_id: str | None = None,
         origin_owner_name: str | None = None,
+        origin_username: str | None = None,
+        label: str | None = None,
+        credentials: str | None = None,
+        status: str = "active",
     ) -> Account:
-        acc = Account(
-            id=account_id or new_id(), project_id=project_id, provider=provider, status="active",
-            config=config or {}, origin_owner_id=origin_owner_id, origin_owner_name=origin_owner_name,
-        )
+        """Insert an account. ``credentials`` must already be sealed by the vault."""
         ts = now()
+        acc = Account(
+            id=account_id or new_id(), project_id=project_id, provider=provider, status=status,
+            config=config or {}, origin_owner_id=origin_owner_id, origin_owner_name=origin_owner_name,
+            origin_username=origin_username, label=label, credentials=credentials,
+            created_at=ts, updated_at=ts,
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.accounts).values(
                     id=acc.id, project_id=project_id, provider=provider, status=acc.status,
                     config=acc.config, origin_owner_id=origin_owner_id,
-                    origin_owner_name=origin_owner_name, created_at=ts, updated_at=ts,
+                    origin_owner_name=origin_owner_name, origin_username=origin_username, label=label,
+                    credentials=credentials, created_at=ts, updated_at=ts,
                 )
             )
+        self.forget_account(acc.id)
         return acc
 
     def first_account(self, project_id: str) -> str | None:
@@ -160,20 +226,102 @@ class Tenancy:
             ).scalar()
 
     def get_account(self, account_id: str) -> Account | None:
+        """The account, from a short-lived cache (see ``ACCOUNT_CACHE_SECONDS``): every API
+        call resolves its account, and this keeps that off the database."""
+        cached = self._accounts.get(account_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        account = self._load_account(account_id)
+        if account is None:  # misses are not remembered: another process may create it now
+            return None
+        if len(self._accounts) > 10_000:
+            self._accounts.clear()
+        self._accounts[account_id] = (account, time.monotonic() + ACCOUNT_CACHE_SECONDS)
+        return account
+
+    def _load_account(self, account_id: str) -> Account | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
         if row is None:
             return None
-        return Account(
-            id=row.id, project_id=row.project_id, provider=row.provider, status=row.status,
-            config=row.config or {}, origin_owner_id=row.origin_owner_id,
-            origin_owner_name=row.origin_owner_name,
-        )
+        return account_from_row(row)
 
     def set_account_status(self, account_id: str, status: str) -> None:
+        self.forget_account(account_id)
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.accounts)
                 .where(t.accounts.c.id == account_id)
                 .values(status=status, updated_at=now())
             )
+
+    # ---------------------------------------------------------------- linked-accounts API
+    def list_accounts(
+        self,
+        project_id: str,
+        *,
+        providers: list[str] | None = None,
+        origin_owner_ids: list[str] | None = None,
+        account_ids: list[str] | None = None,
+        statuses: list[str] | None = None,
+        offset: int = 0,
+        limit: int = 25,
+    ) -> list[Account]:
+        """A project's accounts, oldest first, filtered and paged by offset."""
+        c = t.accounts.c
+        q = select(t.accounts).where(c.project_id == project_id)
+        if providers:
+            q = q.where(c.provider.in_(providers))
+        if origin_owner_ids:
+            q = q.where(c.origin_owner_id.in_(origin_owner_ids))
+        if account_ids:
+            q = q.where(c.id.in_(account_ids))
+        if statuses:
+            q = q.where(c.status.in_(statuses))
+        q = q.order_by(c.created_at, c.id).offset(offset).limit(limit)
+        with self.engine.connect() as conn:
+            return [account_from_row(r) for r in conn.execute(q)]
+
+    def update_account(self, account_id: str, **values: Any) -> Account | None:
+        """Change columns of an account (``credentials`` sealed already); None if it is gone."""
+        allowed = {"status", "config", "origin_owner_id", "origin_owner_name", "origin_username",
+                   "label", "credentials"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not account columns: {sorted(unknown)}")
+        self.forget_account(account_id)
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                         .values(**values, updated_at=now()))
+        self.forget_account(account_id)
+        return self._load_account(account_id)
+
+    def delete_account(self, account_id: str) -> bool:
+        """Delete an account with everything stored under it (the embedded LMS's records)."""
+        from sqlalchemy import delete
+
+        self.forget_account(account_id)
+        with self.engine.begin() as conn:
+            for table in reversed(t.metadata.sorted_tables):
+                if table is not t.accounts and "account_id" in table.c:
+                    conn.execute(delete(table).where(table.c.account_id == account_id))
+            res = conn.execute(delete(t.accounts).where(t.accounts.c.id == account_id))
+        self.forget_account(account_id)
+        return res.rowcount > 0
+
+    def sealed_credentials(self) -> list[tuple[str, str]]:
+        """Every (account id, sealed credentials) pair, for key rotation."""
+        c = t.accounts.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.id, c.credentials).where(c.credentials.is_not(None)).order_by(c.id))
+            return [(r.id, r.credentials) for r in rows]
+
+    def replace_credentials(self, account_id: str, old: str, new: str) -> bool:
+        """Swap sealed credentials only if they are still ``old`` (safe against concurrent edits)."""
+        c = t.accounts.c
+        self.forget_account(account_id)
+        with self.engine.begin() as conn:
+            res = conn.execute(update(t.accounts).where(c.id == account_id, c.credentials == old)
+                               .values(credentials=new))
+        self.forget_account(account_id)
+        return res.rowcount > 0

@@ -1,0 +1,149 @@
+"""Keeping credentials out of logs, ``raw`` logs and ``provider_errors``.
+
+Two layers, because a secret can travel in ways no single rule sees:
+
+* by **value**: every credential of the account (and the forms it is sent in, such as the
+  base64 of a Basic ``user:password`` pair, or a bearer token once obtained) is replaced
+  wherever it appears, in any string, however deeply nested;
+* by **name**: headers such as ``Authorization`` and ``Cookie``, query parameters and JSON
+  keys such as ``password``, ``client_secret`` or ``access_token`` are masked whatever their
+  value, which covers secrets lmsgate never knew (a token a provider hands out).
+
+:func:`install_log_redaction` adds the value layer to the ``lmsgate``, ``httpx`` and
+``httpcore`` loggers as a logging filter, as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+__all__ = ["MASK", "Redactor", "install_log_redaction", "remember_secrets"]
+
+MASK = "[REDACTED]"
+_MIN_SECRET = 4
+"""Shorter values are not replaced by value (they would mangle ordinary text); names still mask them."""
+
+SENSITIVE_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
+    "x-auth-token", "x-access-token", "x-csrf-token", "www-authenticate",
+})
+_SENSITIVE_NAME = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|apikey|authorization|credential|private[_-]?key|"
+    r"signature|session|cookie|client[_-]?secret|assertion)",
+    re.IGNORECASE,
+)
+
+
+def is_sensitive_name(name: str) -> bool:
+    return bool(_SENSITIVE_NAME.search(name))
+
+
+def _masked_key(key: object, value: object) -> bool:
+    return isinstance(key, str) and is_sensitive_name(key) and value not in (None, "")
+
+
+def _forms(secret: str) -> set[str]:
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    return {f for f in forms if len(f) >= _MIN_SECRET}
+
+
+class Redactor:
+    """Masks the given secrets (and sensitive names) in strings, URLs, headers and JSON."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        for s in secrets:
+            if s:
+                self._values |= _forms(s)
+        if self._values:
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def add_basic_pair(self, username: str, password: str) -> None:
+        """Also mask the base64 form of a Basic auth pair (and its halves)."""
+        self.add(username, password, base64.b64encode(f"{username}:{password}".encode()).decode())
+
+    def text(self, value: str) -> str:
+        if self._pattern is None or not value:
+            return value
+        return self._pattern.sub(MASK, value)
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = MASK + "@" + netloc.rsplit("@", 1)[1]
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            masked = [(k, MASK if is_sensitive_name(k) else v) for k, v in pairs]
+            query = urlencode(masked, safe=":/[]{}\"',@")
+        return self.text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+    def headers(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in headers:
+            key = name.lower()
+            out[key] = MASK if key in SENSITIVE_HEADERS or is_sensitive_name(key) else self.text(value)
+        return out
+
+    def data(self, value: Any) -> Any:
+        """A JSON-like value with secrets masked by value and by key name."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): MASK if _masked_key(k, v) else self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
+
+
+# ---------------------------------------------------------------- process-wide log filter
+
+_known = Redactor()
+_known_lock = threading.Lock()
+
+
+def remember_secrets(*secrets: str | None) -> None:
+    """Add secrets to the process-wide set the log filter masks."""
+    with _known_lock:
+        _known.add(*secrets)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix here
+            return True
+        cleaned = _known.text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_LOGGERS = ("lmsgate", "lmsgate.http", "lmsgate.api", "lmsgate.connectors", "lmsgate.service", "httpx",
+            "httpcore", "httpcore.connection", "httpcore.http11",
+            "httpcore.http2", "httpcore.proxy", "hpack", "uvicorn.error")
+_installed = False
+
+
+def install_log_redaction() -> None:
+    """Attach the masking filter to the loggers that may see provider traffic (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    filt = _RedactingFilter()
+    for name in _LOGGERS:
+        logging.getLogger(name).addFilter(filt)
+    _installed = True
