@@ -1,0 +1,136 @@
+"""The embedded delivery runner: deliveries on SQLite, inside the ``lmsgate serve`` process.
+
+There is one process, so this runner is the only drainer: it runs at most one drain per account
+at a time (and ``max_accounts`` drains at once), started when the API accepts a delivery
+(:meth:`EmbeddedRunner.wake`) and again when the drain asks for it (the next retry is due, or
+an account's pause ends), with a timer on the event loop. On start, and every
+``sweep_seconds`` as a safety net, it wakes every account with due work and purges expired
+idempotency keys. Scale-out on PostgreSQL uses the job engine instead
+(:mod:`lmsgate.delivery.jobs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import anyio.to_thread
+
+from lmsgate.delivery.drain import Drainer, utcnow
+from lmsgate.store.deliveries import DeliveryStore
+
+log = logging.getLogger("lmsgate.delivery")
+
+
+class EmbeddedRunner:
+    def __init__(self, drainer: Drainer, store: DeliveryStore, *, max_accounts: int = 16,
+                 sweep_seconds: float = 30.0, housekeeping: Callable[[], object] | None = None) -> None:
+        self.drainer = drainer
+        self.store = store
+        self.max_accounts = max_accounts
+        self.sweep_seconds = sweep_seconds
+        self.housekeeping = housekeeping
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(self.max_accounts)
+        self._sweeper = self._loop.create_task(self._sweep_forever(), name="lmsgate delivery sweep")
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks = [t for t in (self._sweeper, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        self._loop = None
+
+    async def wake(self, account_ids: Iterable[str]) -> None:
+        """Drain these accounts soon. May be called from any event loop or thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        for account_id in account_ids:
+            if same:
+                self._wake(account_id, 0.0)
+            else:
+                loop.call_soon_threadsafe(self._wake, account_id, 0.0)
+
+    def _wake(self, account_id: str, delay: float) -> None:
+        loop = self._loop
+        if loop is None:
+            return  # not started (or stopped): the sweep at the next start finds the work
+        if account_id in self._running:
+            if delay <= 0:
+                self._again.add(account_id)
+            else:
+                self._later(account_id, delay)
+            return
+        if delay > 0:
+            self._later(account_id, delay)
+            return
+        timer = self._timers.pop(account_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._running[account_id] = loop.create_task(self._drain(account_id), name=f"drain {account_id}")
+
+    def _later(self, account_id: str, delay: float) -> None:
+        assert self._loop is not None
+        due = self._loop.time() + delay
+        current = self._timers.get(account_id)
+        if current is not None:
+            if current.when() <= due:
+                return
+            current.cancel()
+        self._timers[account_id] = self._loop.call_at(due, self._fire, account_id)
+
+    def _fire(self, account_id: str) -> None:
+        self._timers.pop(account_id, None)
+        self._wake(account_id, 0.0)
+
+    async def _drain(self, account_id: str) -> None:
+        assert self._slots is not None
+        again: float | None = None
+        try:
+            async with self._slots:
+                again = await self.drainer.drain(account_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("draining the deliveries of account %s failed; trying again in 5 s", account_id)
+            again = 5.0
+        finally:
+            self._running.pop(account_id, None)
+        if account_id in self._again:
+            self._again.discard(account_id)
+            again = 0.0
+        if again is not None:
+            self._wake(account_id, again)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                accounts = await anyio.to_thread.run_sync(self.store.accounts_with_work, utcnow())
+                for account_id in accounts:
+                    if account_id not in self._running and account_id not in self._timers:
+                        self._wake(account_id, 0.0)
+                if self.housekeeping is not None:
+                    await anyio.to_thread.run_sync(self.housekeeping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the delivery sweep failed; trying again later")
+            await asyncio.sleep(self.sweep_seconds)
