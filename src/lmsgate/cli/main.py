@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from lmsgate.cli import accounts, completions, keys, worker
+from lmsgate.cli.common import DbOption, console
+from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
 app = typer.Typer(help="lmsgate: a self-hosted unified LMS API.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True, soft_wrap=True)
-
-DbOption = Annotated[Optional[str], typer.Option("--database-url", envvar="LMSGATE_DATABASE_URL",
-                                                 help="sqlite:///path or postgresql://…")]
-
-
-def _settings(database_url: str | None, **extra: object) -> Settings:
-    values = {k: v for k, v in {"database_url": database_url, **extra}.items() if v is not None}
-    return Settings(**values)  # type: ignore[arg-type]
+app.add_typer(keys.app, name="keys")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(completions.app, name="completions")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()
@@ -38,8 +36,9 @@ def serve(
     from lmsgate.setup import ensure_first_run
 
     settings = _settings(database_url, host=host, port=port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from lmsgate.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
     container = bootstrap(settings)
     first = ensure_first_run(container)
     base = f"http://{settings.host}:{settings.port}"
@@ -57,7 +56,7 @@ def serve(
         f"API reference: {base}/docs"
     )
     uvicorn.run(create_app(container), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False)
+                log_level=settings.log_level, access_log=False, log_config=None)
 
 
 @app.command()
@@ -77,6 +76,55 @@ def openapi() -> None:
 
     container = bootstrap(Settings(database_url="sqlite://"))
     typer.echo(json.dumps(create_app(container).openapi(), indent=2))
+
+
+vault_app = typer.Typer(help="The credential vault: encryption keys of linked-account credentials.",
+                        no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
+
+
+@vault_app.command("rotate")
+def vault_rotate(
+    database_url: DbOption = None,
+    drop_old_keys: Annotated[bool, typer.Option(
+        "--drop-old-keys", help="After a clean rotation, remove the old keys from the key file.")] = False,
+) -> None:
+    """Re-encrypt every linked account's credentials with a new key.
+
+    With a key file, a new key is put in front of it (older keys stay, so running servers keep
+    reading) and everything is re-encrypted with it. With LMSGATE_VAULT_KEY, put the new key first
+    in the variable (new,old) and run this to re-encrypt everything with it.
+    """
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.vault import KeyFile, default_key_file, generate_key
+
+    settings = _settings(database_url)
+    container = bootstrap(settings)
+    key_file = None
+    if settings.vault_key is None:
+        path = Path(settings.vault_key_file) if settings.vault_key_file else default_key_file(settings.database_url)
+        if path is None:
+            console.print("An in-memory database has no stored credentials to rotate.")
+            raise typer.Exit(1)
+        key_file = KeyFile(path)
+        key_file.load_or_create()
+        key_file.prepend(generate_key())
+        container.vault.reload()
+    report = container.accounts.rotate()
+    console.print(f"Vault key {report.key_id} ({container.vault.keyring.source}): re-encrypted "
+                  f"{report.resealed} account(s); {report.current} already used it.")
+    for account_id in report.changed_meanwhile:
+        console.print(f"  {account_id}: changed while rotating; already on the new key")
+    if report.unreadable:
+        console.print(f"[red]{len(report.unreadable)} account(s) could not be decrypted with any key and "
+                      f"were left as they are:[/] {', '.join(report.unreadable)}")
+        raise typer.Exit(1)
+    if drop_old_keys:
+        if key_file is None:
+            console.print("Old keys live in LMSGATE_VAULT_KEY: remove them from the variable yourself.")
+        else:
+            key_file.keep_only_primary()
+            console.print(f"Old keys removed from {key_file.path}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,221 @@
+"""How fast ``lmsgate completions import`` writes, and how much memory it needs.
+
+    .venv/bin/python bench/import_bench.py                    # 1,000,000 rows, SQLite and PostgreSQL
+    .venv/bin/python bench/import_bench.py --rows 200000      # quicker
+    .venv/bin/python bench/import_bench.py --no-postgres
+
+For each store it generates one CSV file, runs the import as a user runs it (a separate
+``lmsgate`` process, its start-up included in the time), then runs it again (every row is a
+repeat: nothing new is stored), and prints rows per second and the import process's peak
+resident memory (its ``VmHWM``, sampled every 0.1 s while it runs).
+
+Targets (issue 7): at least 50,000 rows/s into SQLite, 20,000 rows/s into PostgreSQL, and a
+peak RSS under 300 MB whatever the file size.
+
+Beside each import it measures a ceiling on the same machine, in the same run: rows of the
+same shape, already converted, inserted into an empty database with the same tables, indexes
+and durability settings by the bare driver (SQLite ``executemany``; PostgreSQL ``COPY`` then
+``INSERT … ON CONFLICT``), with no parsing, validation or Python per row. On a shared machine
+the ratio to that ceiling is steadier than the absolute numbers.
+
+PostgreSQL: ``LMSGATE_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+names a server where a scratch database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
+TARGETS = {"sqlite": 50_000, "postgresql": 20_000}
+RSS_LIMIT_MB = 300
+START = datetime(2022, 1, 1, tzinfo=timezone.utc)
+
+
+def write_file(path: Path, rows: int) -> None:
+    """Completions of 50,000 learners over 2,000 courses; each row a different completion."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["user_id", "learning_object_external_reference", "completed_at", "time_spent",
+                    "result.value", "score.percentage", "score.raw_value"])
+        for i in range(rows):
+            h = (i * 2654435761) % 4294967296
+            when = START + timedelta(seconds=i * 7, milliseconds=h % 1000)
+            w.writerow([f"learner-{h % 50_000}", f"course-{h % 2000}", when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                        f"PT{h % 3}H{h % 60}M{h % 59}S", "Pass" if h % 4 else "Fail", h % 101, f"{h % 101} / 100"])
+
+
+@dataclass
+class Run:
+    seconds: float
+    reported_rate: float
+    peak_rss_mb: float
+    summary: str
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory so far (``VmHWM``), in MB. Not ``ru_maxrss`` from
+    ``wait4``: on Linux that keeps the high-water mark of the memory the child was forked
+    from (this benchmark's own), across ``exec``."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as err_file:
+        proc = subprocess.Popen([*LMSGATE, "completions", "import", str(file), "--database-url", url,
+                                 "--account-id", account], env=env, stdout=subprocess.DEVNULL, stderr=err_file,
+                                text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid) or 0.0)
+            time.sleep(0.1)
+        seconds = time.monotonic() - started
+        err_file.seek(0)
+        err = err_file.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"import failed ({proc.returncode}):\n{err}")
+    rate = re.search(r"\(([\d,]+) per second\)", err)
+    summary = next((line for line in err.splitlines() if line.startswith("Imported")), err.strip())
+    return Run(seconds, float(rate.group(1).replace(",", "")) if rate else 0.0, peak, summary)
+
+
+def ceiling(url: str, rows: int) -> float:
+    """Rows per second of bare driver inserts of prepared rows into the completions table."""
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+    from lmsgate.store import tables as t
+    from lmsgate.store.bulk import Bulk
+
+    container = bootstrap(Settings(database_url=url, vault_key_file=str(Path(tempfile.gettempdir()) / "bench.key")))
+    project = container.tenancy.create_project("ceiling")
+    account = container.tenancy.create_account(project, "local").id
+    now = datetime.now(timezone.utc)
+    bulk = Bulk(container.engine.dialect)
+    batch = 5000
+    prepared = []
+    for start in range(0, rows, batch):
+        prepared.append(bulk._tuples(bulk._plan(t.completions, ("account_id", "dedupe_key")), [{
+            "account_id": account, "id": f"{i:026d}", "created_at": now, "updated_at": now,
+            "user_id": f"learner-{i % 50_000}", "learning_object_id": None,
+            "learning_object_external_reference": f"course-{i % 2000}", "learning_object_type": None,
+            "completed_at": START + timedelta(seconds=i * 7), "time_spent": "PT1H2M3S", "time_spent_seconds": 3723,
+            "time_spent_months": 0, "result_value": "Pass", "result_source_value": None, "score_percentage": 87.0,
+            "score_raw_value": "87 / 100", "passthrough": None,
+            "dedupe_key": hashlib.sha256(str(i).encode()).hexdigest(),
+        } for i in range(start, min(rows, start + batch))]))
+    plan = bulk._plan(t.completions, ("account_id", "dedupe_key"))
+    started = time.monotonic()
+    for values in prepared:
+        with container.engine.begin() as conn:
+            if container.engine.dialect.name == "postgresql":
+                bulk._copy(conn, plan, values)
+            else:
+                cursor = conn.connection.dbapi_connection.cursor()
+                cursor.executemany(plan.insert_sql, values)
+                cursor.close()
+    elapsed = time.monotonic() - started
+    container.engine.dispose()
+    return rows / elapsed
+
+
+def prepare(url: str, key_file: Path) -> str:
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+
+    container = bootstrap(Settings(database_url=url, vault_key_file=str(key_file)))
+    project = container.tenancy.create_project("bench")
+    account = container.tenancy.create_account(project, "local").id
+    container.engine.dispose()
+    return account
+
+
+def bench_store(name: str, fresh: Callable[[str], str], file: Path, rows: int, tmp: Path) -> list[str]:
+    """``fresh(label)`` gives the URL of a new, empty database."""
+    url = fresh("import")
+    key_file = tmp / "vault.key"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    env["LMSGATE_VAULT_KEY_FILE"] = str(key_file)
+    account = prepare(url, key_file)
+    first = run_import(file, url, account, env)
+    again = run_import(file, url, account, env)
+    top = ceiling(fresh("ceiling"), min(rows, 300_000))
+    rate = rows / first.seconds
+    target = TARGETS[name]
+    return [
+        f"{name}: first import  {first.seconds:7.1f} s  {rate:9,.0f} rows/s (process start included; "
+        f"{first.reported_rate:,.0f} rows/s as the import reports it)  peak RSS {first.peak_rss_mb:5.0f} MB",
+        f"{name}: re-import     {again.seconds:7.1f} s  {rows / again.seconds:9,.0f} rows/s (all repeats)"
+        f"  peak RSS {again.peak_rss_mb:5.0f} MB",
+        f"{name}: ceiling       bare driver inserts of prepared rows: {top:9,.0f} rows/s "
+        f"(the import reaches {first.reported_rate / top:.0%} of it)",
+        f"{name}: target        {target:,} rows/s: {'met' if rate >= target else 'NOT met'}; "
+        f"RSS < {RSS_LIMIT_MB} MB: {'met' if max(first.peak_rss_mb, again.peak_rss_mb) < RSS_LIMIT_MB else 'NOT met'}",
+        f"{name}: {first.summary}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f} "
+          "(a shared machine: other work changes these numbers)")
+    with tempfile.TemporaryDirectory(prefix="lmsgate-import-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        file = tmp / "completions.csv"
+        started = time.monotonic()
+        write_file(file, args.rows)
+        print(f"file: {args.rows:,} rows, {file.stat().st_size / 1e6:.0f} MB (written in {time.monotonic() - started:.0f} s)")
+        lines = bench_store("sqlite", lambda label: f"sqlite:///{tmp / label}.db", file, args.rows, tmp)
+        print("\n".join(lines), flush=True)
+        if not args.no_postgres:
+            import psycopg
+            from sqlalchemy.engine import make_url
+
+            admin = make_url(os.environ.get("LMSGATE_BENCH_POSTGRES_URL",
+                                            "postgresql://postgres@127.0.0.1:5432/postgres"))
+            dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+            created: list[str] = []
+
+            def fresh(label: str) -> str:
+                name = f"lmsgate_import_bench_{label}_{secrets.token_hex(3)}"
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+                return admin.set(database=name).render_as_string(hide_password=False)
+
+            try:
+                print("\n".join(bench_store("postgresql", fresh, file, args.rows, tmp)), flush=True)
+            finally:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    for name in created:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

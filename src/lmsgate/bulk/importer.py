@@ -1,0 +1,202 @@
+"""The completions import: read, validate, write in batches, remember where it got to.
+
+Reading and validating the next batch overlaps with writing the previous one: the store's
+work runs in a worker thread (and SQLite and PostgreSQL do theirs without holding the GIL),
+while the event loop's thread validates. Each record is validated before anything of its
+batch is written; a record that fails goes to the report of rejected rows with its line
+number and the reason, and the others go on. Nothing is written in a dry run.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectSendStream
+
+from lmsgate.bulk.checkpoint import Checkpoint, Position
+from lmsgate.bulk.completions import CompletionRows, Refused
+from lmsgate.bulk.sinks import Item, Sink, first_error
+from lmsgate.bulk.sources import Source
+
+__all__ = ["ImportJob", "RejectReport", "Totals"]
+
+REPORT_COLUMNS = ("line", "reason", "record")
+
+
+@dataclass
+class Totals:
+    rows: int = 0
+    """Records read (rejected ones included)."""
+    written: int = 0
+    """Completions stored now (or sent, when the target cannot tell new from repeated)."""
+    existing: int = 0
+    """Completions that were stored already (same learner, learning object, completed_at)."""
+    rejected: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"rows": self.rows, "written": self.written, "existing": self.existing, "rejected": self.rejected}
+
+    @classmethod
+    def from_dict(cls, counts: dict[str, int]) -> Totals:
+        return cls(**{k: int(counts.get(k, 0)) for k in ("rows", "written", "existing", "rejected")})
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[Item] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    records: int = 0
+    end: int = 0
+    next_line: int = 0
+
+
+class RejectReport:
+    """The CSV report of rejected rows: ``line``, ``reason`` and the ``record`` as in the file.
+
+    Created at the first rejected row. A fresh import replaces an old report at the same
+    path; a resumed one keeps the rows of lines before ``resume_line`` and appends.
+    """
+
+    def __init__(self, path: Path | None, *, resume_line: int | None = None,
+                 echo: Callable[[Refused], None] | None = None) -> None:
+        self.path = path
+        self.echo = echo
+        self.count = 0
+        self._file = None
+        self._writer: csv.DictWriter[str] | None = None
+        if path is None or not path.exists():
+            return
+        if resume_line is None:
+            path.unlink()
+            return
+        with path.open(newline="", encoding="utf-8") as f:
+            kept = [row for row in csv.DictReader(f) if row.get("line", "").isdigit()
+                    and int(row["line"]) < resume_line]
+        path.unlink()
+        for row in kept:
+            self._write_row(row)
+
+    def _write_row(self, row: dict[str, str]) -> None:
+        if self._writer is None:
+            assert self.path is not None
+            self._file = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._file, REPORT_COLUMNS)
+            self._writer.writeheader()
+        self._writer.writerow(row)
+
+    def add(self, refused: Refused) -> None:
+        self.count += 1
+        if self.echo is not None:
+            self.echo(refused)
+        if self.path is not None:
+            self._write_row({"line": str(refused.line), "reason": refused.reason, "record": refused.raw})
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None
+
+
+class ImportJob:
+    """One import of one file. ``sink`` None is a dry run: validate and report, write nothing.
+
+    ``progress`` is called after each batch with the byte offset reached and the totals.
+    """
+
+    def __init__(self, source: Source, rows: CompletionRows, sink: Sink | None, report: RejectReport, *,
+                 batch_size: int = 5000, checkpoint: Checkpoint | None = None,
+                 progress: Callable[[int, Totals], None] | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.source = source
+        self.rows = rows
+        self.sink = sink
+        self.report = report
+        self.batch_size = batch_size
+        self.checkpoint = checkpoint
+        self.progress = progress
+
+    async def run(self, start: Position | None = None) -> Totals:
+        """Import from ``start`` (a saved position) or from the top; returns the totals,
+        those of earlier runs of a resumed import included."""
+        totals = Totals.from_dict(start.counts) if start else Totals()
+        offset, line = (start.offset, start.line) if start else self.source.start
+        try:
+            if self.sink is None:
+                async for batch in self._batches(offset, line):
+                    self._account(batch, [], totals)
+            else:
+                send, receive = anyio.create_memory_object_stream[_Batch](1)
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._produce, send, offset, line)
+                        async with receive:
+                            async for batch in receive:
+                                outcomes = await self.sink.write(batch.items) if batch.items else []
+                                self._account(batch, outcomes, totals)
+                except BaseExceptionGroup as group:
+                    raise first_error(group) from None
+        finally:
+            self.report.close()
+        return totals
+
+    def _account(self, batch: _Batch, outcomes: list[bool | None | str], totals: Totals) -> None:
+        refused = list(batch.refused)
+        for line, raw, outcome in zip(batch.lines, batch.raws, outcomes):
+            if isinstance(outcome, str):
+                refused.append(Refused(line, outcome, raw))
+            elif outcome is False:
+                totals.existing += 1
+            else:
+                totals.written += 1
+        refused.sort(key=lambda r: r.line)
+        for r in refused:
+            self.report.add(r)
+        self.report.flush()
+        totals.rows += batch.records
+        totals.rejected += len(refused)
+        if self.checkpoint is not None and self.sink is not None:
+            self.checkpoint.save(Position(batch.end, batch.next_line, totals.as_dict()))
+        if self.progress is not None:
+            self.progress(batch.end, totals)
+
+    async def _produce(self, send: MemoryObjectSendStream[_Batch], offset: int, line: int) -> None:
+        async with send:
+            async for batch in self._batches(offset, line):
+                try:
+                    await send.send(batch)
+                except anyio.BrokenResourceError:
+                    return  # the writer stopped (an error, an interruption): so do we
+
+    async def _batches(self, offset: int, line: int) -> AsyncIterator[_Batch]:
+        batch = _Batch(end=offset, next_line=line)
+        convert = self.rows.convert
+        for record in self.source.records(offset, line):
+            result = convert(record)
+            if isinstance(result, Refused):
+                batch.refused.append(result)
+            else:
+                batch.items.append(result)
+                batch.lines.append(record.line)
+                batch.raws.append(record.raw)
+            batch.records += 1
+            batch.end = record.end
+            batch.next_line = record.line + record.raw.count("\n") + 1
+            if batch.records >= self.batch_size:
+                yield batch
+                batch = _Batch(end=batch.end, next_line=batch.next_line)
+                await anyio.lowlevel.checkpoint()  # let the writer pick up the batch just sent
+        if batch.records:
+            yield batch

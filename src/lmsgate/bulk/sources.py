@@ -1,0 +1,201 @@
+"""Reading a CSV or JSON Lines file record by record, with line numbers and byte offsets.
+
+A record knows the line it starts on (for reports) and the byte offset just after it (to
+resume there). Files are read in binary and decoded line by line, so memory stays flat
+whatever the file size, and a resumed read can seek straight to an offset.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+__all__ = ["Format", "Record", "Source", "SourceError"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class SourceError(Exception):
+    """The file cannot be read as asked (missing, not a file, no CSV header …)."""
+
+
+class Format(str, enum.Enum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+    @classmethod
+    def for_path(cls, path: Path, given: str | None = None) -> Format:
+        """The format named by ``given``, else by the file name's extension."""
+        if given:
+            return cls(given)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            return cls.CSV
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return cls.JSONL
+        raise SourceError(f"{path.name}: cannot tell the format from the extension {suffix or '(none)'!r}; "
+                          "pass --format csv or --format jsonl")
+
+
+@dataclass(slots=True)
+class Record:
+    line: int
+    """Line number (from 1) where the record starts."""
+    end: int
+    """Byte offset just after the record: where a resumed import starts."""
+    values: dict[str, Any] | None
+    """CSV: column name → cell text. JSON Lines: the decoded object. None if unreadable."""
+    raw: str
+    """The record's text as in the file, for the report of rejected rows."""
+    problem: str | None = None
+    """Why the record could not be read, when ``values`` is None."""
+
+
+class _Lines:
+    """The lines of a binary file from an offset, decoded, counting bytes and lines consumed.
+
+    The csv module pulls exactly the lines one record needs, so after each record ``offset``
+    and ``line`` point just past it, and ``taken`` holds its text.
+    """
+
+    def __init__(self, f: IO[bytes], offset: int, line: int) -> None:
+        self._f = f
+        self.offset = offset
+        self.line = line
+        self.taken: list[str] = []
+        self.undecodable = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._f.readline()
+        if not raw:
+            raise StopIteration
+        if self.offset == 0 and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+            self.offset += len(_BOM)
+        self.offset += len(raw)
+        self.line += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.undecodable = True
+            text = raw.decode("utf-8", "replace")
+        self.taken.append(text)
+        return text
+
+    def take(self) -> tuple[str, bool]:
+        text, bad = "".join(self.taken).rstrip("\r\n"), self.undecodable
+        self.taken, self.undecodable = [], False
+        return text, bad
+
+
+class Source:
+    """A completions file. ``header`` is the CSV header (None for JSON Lines)."""
+
+    def __init__(self, path: Path, fmt: Format) -> None:
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        if not path.is_file():
+            raise SourceError(f"{path}: not a file")
+        self.path = path
+        self.format = fmt
+        self.size = path.stat().st_size
+        self.header: list[str] | None = None
+        self._body_start = 0
+        self._body_line = 1
+        if fmt is Format.CSV:
+            self._read_header()
+
+    def _read_header(self) -> None:
+        with self.path.open("rb") as f:
+            lines = _Lines(f, 0, 0)
+            try:
+                header = next(csv.reader(lines))
+            except StopIteration:
+                raise SourceError(f"{self.path}: the file is empty; a CSV file needs a header row") from None
+            except csv.Error as exc:
+                raise SourceError(f"{self.path}: the header row is not valid CSV: {exc}") from None
+            _, bad = lines.take()
+            if bad:
+                raise SourceError(f"{self.path}: the header row is not valid UTF-8")
+            self.header = [name.strip() for name in header]
+            self._body_start, self._body_line = lines.offset, lines.line + 1
+        if not any(self.header):
+            raise SourceError(f"{self.path}: the header row is empty")
+        duplicates = sorted({n for n in self.header if self.header.count(n) > 1})
+        if duplicates:
+            raise SourceError(f"{self.path}: the header names these columns twice: {', '.join(duplicates)}")
+
+    @property
+    def start(self) -> tuple[int, int]:
+        """``(offset, line)`` of the first record (just past the CSV header)."""
+        return self._body_start, self._body_line
+
+    def records(self, offset: int = 0, line: int = 1) -> Iterator[Record]:
+        """The records from byte ``offset`` on, which must be a record boundary (0, or the
+        ``end`` of a record), ``line`` being the line number there."""
+        if offset < self._body_start:
+            offset, line = self._body_start, self._body_line
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            if self.format is Format.CSV:
+                yield from self._csv(f, offset, line)
+            else:
+                yield from self._jsonl(f, offset, line)
+
+    def _csv(self, f: IO[bytes], offset: int, line: int) -> Iterator[Record]:
+        assert self.header is not None
+        header = self.header
+        width = len(header)
+        lines = _Lines(f, offset, line - 1)
+        reader = csv.reader(lines)
+        while True:
+            start = lines.line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raw, _ = lines.take()
+                yield Record(start, lines.offset, None, raw, f"not valid CSV: {exc}")
+                continue
+            raw, bad = lines.take()
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if bad:
+                yield Record(start, lines.offset, None, raw, "not valid UTF-8")
+            elif len(row) != width:
+                yield Record(start, lines.offset, None, raw,
+                             f"has {len(row)} fields where the header has {width}")
+            else:
+                yield Record(start, lines.offset, dict(zip(header, row)), raw)
+
+    @staticmethod
+    def _jsonl(f: IO[bytes], offset: int, line: int) -> Iterator[Record]:
+        for raw in f:
+            if offset == 0 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+                offset += len(_BOM)
+            offset += len(raw)
+            line += 1
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            try:
+                value = orjson.loads(stripped)
+            except orjson.JSONDecodeError as exc:
+                yield Record(line - 1, offset, None, stripped.decode("utf-8", "replace"), f"not valid JSON: {exc}")
+                continue
+            text = stripped.decode("utf-8")  # orjson has checked it is UTF-8
+            if not isinstance(value, dict):
+                yield Record(line - 1, offset, None, text, f"not a JSON object but {type(value).__name__}")
+            else:
+                yield Record(line - 1, offset, value, text)

@@ -1,0 +1,168 @@
+"""What the ``lmsgate`` commands share: options, the console, exit codes, and turning
+failures a person can fix into one readable line instead of a stack trace."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lmsgate.settings import Settings
+
+if TYPE_CHECKING:
+    from lmsgate.bootstrap import Container
+    from lmsgate.store.tenancy import Account
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+"""Messages for people go to standard error; standard output is for data."""
+
+OK = 0
+FAILED = 1
+"""The command could not do its work (bad file, unreachable database or server, …)."""
+USAGE = 2
+"""The command line itself is wrong (click's own code)."""
+PARTIAL = 3
+"""The work was done, but some rows were rejected: see the report."""
+INTERRUPTED = 130
+"""Stopped by Ctrl-C or SIGTERM; an import resumes where it stopped when run again."""
+
+DbOption = Annotated[Optional[str], typer.Option("--database-url", envvar="LMSGATE_DATABASE_URL",
+                                                 help="sqlite:///path or postgresql://…")]
+AccountOption = Annotated[Optional[str], typer.Option(
+    "--account-id", envvar="LMSGATE_ACCOUNT_ID",
+    help="Linked account to act on. Default: the first account (the one `lmsgate serve` printed).")]
+ServerUrlOption = Annotated[Optional[str], typer.Option(
+    "--server-url", envvar="LMSGATE_SERVER_URL",
+    help="Talk to a running lmsgate (or StackOne) at this URL instead of opening the database.")]
+ApiKeyOption = Annotated[Optional[str], typer.Option(
+    "--api-key", envvar="LMSGATE_API_KEY", help="API key for --server-url.")]
+ProjectOption = Annotated[Optional[str], typer.Option(
+    "--project", help="Project id. Default: the first project (the one `lmsgate serve` created).")]
+
+
+class UserError(Exception):
+    """A failure the person running the command can fix; printed without a stack trace."""
+
+    def __init__(self, message: str, hint: str | None = None, code: int = FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+
+def paragraphs(text: str) -> str:
+    """Help text with each paragraph on one line, for the terminal to wrap (rich keeps line
+    breaks as they are, and then wraps again)."""
+    return "\n\n".join(" ".join(p.split()) for p in text.strip().split("\n\n"))
+
+
+def fail(message: str, hint: str | None = None, code: int = FAILED) -> NoReturn:
+    raise UserError(message, hint, code)
+
+
+def settings_for(database_url: str | None, **extra: object) -> Settings:
+    values = {k: v for k, v in {"database_url": database_url, **extra}.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def open_store(database_url: str | None) -> Container:
+    """Bootstrap lmsgate on the database (creating or upgrading its schema), or fail readably."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from lmsgate.bootstrap import bootstrap
+
+    settings = settings_for(database_url)
+    try:
+        return bootstrap(settings)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        fail(f"--database-url {settings.database_url!r} is not a database URL: {exc}",
+             "Use sqlite:///path/to/file.db or postgresql://user:password@host:5432/name.")
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        fail(f"cannot open the database {_safe_url(settings.database_url)}: {reason}",
+             "Check --database-url (or LMSGATE_DATABASE_URL) and that the server is running.")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "<the given URL>"
+
+
+def project_for(container: Container, project_id: str | None) -> str:
+    """The project named, else the first one (created when the database has none yet)."""
+    tenancy = container.tenancy
+    if project_id is not None:
+        if not tenancy.project_exists(project_id):
+            fail(f"no project {project_id!r} in this database", "Leave --project out to use the first project.")
+        return project_id
+    return tenancy.first_project() or tenancy.create_project("default")
+
+
+def account_for(container: Container, account_id: str | None) -> Account:
+    """The linked account to act on: the one named, else the first one of the first project."""
+    tenancy = container.tenancy
+    if account_id is None:
+        project = tenancy.first_project()
+        account_id = tenancy.first_account(project) if project else None
+        if account_id is None:
+            fail("this database has no linked account yet",
+                 "Run `lmsgate serve` once (it creates a local account), or link one with `lmsgate accounts link`.")
+    account = tenancy.get_account(account_id)
+    if account is None:
+        fail(f"no linked account {account_id!r} in this database", "See `lmsgate accounts list`.")
+    if account.status != "active":
+        fail(f"linked account {account_id} is disabled", "Enable it first (PATCH /accounts/{id} with status active).")
+    return account
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Run a command; print what a person can act on (a :class:`UserError`, a refusal by
+    lmsgate or by a server, a file that cannot be written, a database that fails) or an
+    interruption as one line with its exit code, never as a stack trace."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        from lmsgate.client import LmsClientError
+        from lmsgate.errors import LmsGateError
+
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            console.print(f"[red]Error:[/] {escape(exc.message)}")
+            if exc.hint:
+                console.print(escape(exc.hint))
+            raise typer.Exit(exc.code) from None
+        except LmsClientError as exc:
+            console.print(f"[red]Error from the server:[/] {escape(str(exc))}")
+            raise typer.Exit(FAILED) from None
+        except LmsGateError as exc:
+            console.print(f"[red]Error:[/] {escape(exc.message)} (HTTP {exc.status} through the API)")
+            raise typer.Exit(FAILED) from None
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            console.print(f"[red]Error from the database:[/] {escape(reason)}")
+            raise typer.Exit(FAILED) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            console.print(f"[red]Error:[/] {escape(exc.strerror or str(exc))}{escape(where)}")
+            raise typer.Exit(FAILED) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]Interrupted.[/]")
+            raise typer.Exit(INTERRUPTED) from None
+
+    if func.__doc__:
+        wrapper.__doc__ = paragraphs(func.__doc__)
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,332 @@
+"""``lmsgate completions``: import completions from CSV or JSON Lines, export them."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from lmsgate.cli.common import (
+    INTERRUPTED,
+    OK,
+    PARTIAL,
+    USAGE,
+    AccountOption,
+    ApiKeyOption,
+    DbOption,
+    ServerUrlOption,
+    account_for,
+    console,
+    fail,
+    friendly,
+    open_store,
+    paragraphs,
+)
+
+if TYPE_CHECKING:
+    from lmsgate.bulk.importer import Totals
+    from lmsgate.client import AsyncClient
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Completions in bulk: import a CSV or JSON Lines file, export them.",
+                  no_args_is_help=True)
+
+SHOWN_REJECTS = 20
+"""How many rejected rows a real import prints; the report file has them all."""
+
+_IMPORT_HELP = f"""Import completions from a CSV or JSON Lines file.
+
+CSV needs a header row naming the fields: user_id and learning_object_external_reference
+(required), learning_object_id, completed_at, time_spent, result.value, result.source_value,
+score.percentage, score.raw_value, passthrough (a JSON object). Other names can be mapped
+with --column. JSON Lines holds one API body per line, plus "user_id".
+
+Every row is validated as the API validates it. Rows that fail are not written: they go to
+the report (FILE.rejected.csv: line, reason, record) and the others are imported. Use
+--dry-run to check a file first: it reports every bad row and writes nothing.
+
+The same completion (learner, learning object and completed_at) is never stored twice, so
+running an import again adds nothing new. An interrupted import resumes where it stopped
+when the same command is run again (its position is kept in FILE.import-state.json).
+
+Writes straight into lmsgate's database (--database-url, --account-id), or to a running
+server with --server-url and --api-key.
+
+Exit codes: {OK} all rows imported (or already there); {PARTIAL} some rows rejected (see the
+report); 1 the import could not run or stopped on an error (run it again to resume);
+{USAGE} wrong options; {INTERRUPTED} interrupted (run it again to resume).
+"""
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.fields.get('rate', 0):>8,.0f} rows/s")
+
+
+class _Feedback:
+    """The progress bar: shown on a terminal (or with --progress), by bytes of the file read,
+    with the rows done, rows per second (of this run) and the time left."""
+
+    def __init__(self, size: int, start_offset: int, rows_before: int, show: bool) -> None:
+        self.started = time.monotonic()
+        self.rows_before = rows_before
+        self._progress: Progress | None = None
+        if show:
+            self._progress = Progress(
+                TextColumn("[bold]importing"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[rows]:>12,} rows"), _RowsPerSecond(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=console, transient=False,
+            )
+            self._task = self._progress.add_task("import", total=max(size, 1), completed=start_offset,
+                                                 rows=rows_before, rate=0.0)
+            self._progress.start()
+
+    def update(self, offset: int, totals: Totals) -> None:
+        if self._progress is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            self._progress.update(self._task, completed=offset, rows=totals.rows,
+                                  rate=(totals.rows - self.rows_before) / elapsed)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _remote_client(server_url: str, api_key: str | None, account_id: str | None) -> AsyncClient:
+    from lmsgate.client import AsyncClient
+
+    if not account_id:
+        fail("--account-id is required with --server-url", "Name the linked account on that server.")
+    return AsyncClient(api_key, server_url=server_url, account_id=account_id)
+
+
+def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` in an event loop, with ``client`` open around it when there is one."""
+    import anyio
+
+    async def main() -> T:
+        if client is None:
+            return await work()
+        async with client:
+            return await work()
+
+    return anyio.run(main)
+
+
+def _mapping(columns: list[str]) -> dict[str, str]:
+    out = {}
+    for item in columns:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            fail(f"--column {item!r}: write it as FIELD=COLUMN, e.g. --column user_id=employee_number", code=USAGE)
+        out[field.strip()] = column.strip()
+    return out
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, a container stop) interrupts the import like Ctrl-C, so the
+    position is kept and the exit is clean."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command("import", help=paragraphs(_IMPORT_HELP))
+@friendly
+def import_(
+    file: Annotated[Path, typer.Argument(help="The CSV or JSON Lines file.", show_default=False)],
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="csv or jsonl. Default: from the file name (.csv; .jsonl, .ndjson).")] = None,
+    column: Annotated[Optional[list[str]], typer.Option(
+        "--column", metavar="FIELD=COLUMN",
+        help="Read FIELD from COLUMN (repeat as needed), e.g. --column user_id=employee_number.")] = None,
+    ignore_unknown_columns: Annotated[bool, typer.Option(
+        "--ignore-unknown-columns", help="Skip CSV columns that are not completion fields instead of stopping.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate every row and report the bad ones; write nothing.")] = False,
+    report: Annotated[Optional[Path], typer.Option(
+        help="Where to write the rejected rows. Default: FILE.rejected.csv (none for --dry-run).")] = None,
+    state: Annotated[Optional[Path], typer.Option(
+        help="Where to keep the position for resuming. Default: FILE.import-state.json.")] = None,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="Ignore a saved position and start at the top.")] = False,
+    batch_size: Annotated[int, typer.Option(
+        min=1, max=100_000, help="Rows per transaction (or per round of requests with --server-url).")] = 5000,
+    concurrency: Annotated[int, typer.Option(
+        min=1, max=64, help="Requests in flight with --server-url.")] = 8,
+    progress: Annotated[Optional[bool], typer.Option(
+        "--progress/--no-progress", help="Show a progress bar. Default: only on a terminal.")] = None,
+    database_url: DbOption = None,
+    account_id: AccountOption = None,
+    server_url: ServerUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    from lmsgate.bulk.checkpoint import Checkpoint, fingerprint
+    from lmsgate.bulk.completions import ColumnError, CompletionRows, Refused
+    from lmsgate.bulk.importer import ImportJob, RejectReport
+    from lmsgate.bulk.sources import Format, Source, SourceError
+
+    try:
+        source_format = Format.for_path(file, fmt)
+        source = Source(file, source_format)
+        rows = CompletionRows(source_format, source.header, _mapping(column or []),
+                              ignore_unknown=ignore_unknown_columns)
+    except (SourceError, ColumnError) as exc:
+        fail(str(exc))
+    except ValueError:
+        fail(f"--format {fmt!r}: use csv or jsonl", code=USAGE)
+
+    sink: Any = None
+    client: Any = None
+    checkpoint = None
+    start = None
+    if not dry_run:
+        if server_url:
+            from lmsgate.bulk.sinks import RemoteSink
+
+            client = _remote_client(server_url, api_key, account_id)
+            sink = RemoteSink(client, concurrency)
+            target = server_url
+        else:
+            from lmsgate.bulk.sinks import StoreSink
+            from lmsgate.connectors.base import CallContext
+
+            container = open_store(database_url)
+            account = account_for(container, account_id)
+            account_id = account.id
+            sink = StoreSink(container.service, CallContext(account=account))
+            target = container.engine.url.render_as_string(hide_password=True)
+        checkpoint = Checkpoint(state or file.with_name(file.name + ".import-state.json"),
+                                fingerprint(file, target, account_id))
+        if restart:
+            checkpoint.clear()
+        start = checkpoint.load()
+        if start is None and checkpoint.exists():
+            console.print("The saved position is for another version of this file, or another target: "
+                          "starting at the top (rows already imported are not stored twice).")
+        elif start is not None:
+            console.print(f"Resuming at line {start.line:,} ({start.counts.get('rows', 0):,} rows done before).")
+
+    shown = 0
+
+    def echo(refused: Refused) -> None:
+        nonlocal shown
+        shown += 1
+        if dry_run or shown <= SHOWN_REJECTS:
+            console.print(f"line {refused.line}: {escape(refused.reason)}")
+        elif shown == SHOWN_REJECTS + 1:
+            console.print("… more rejected rows: see the report.")
+
+    report_path = report if (report or dry_run) else file.with_name(file.name + ".rejected.csv")
+    rejects = RejectReport(report_path, resume_line=start.line if start else None, echo=echo)
+    show = progress if progress is not None else console.is_terminal
+    rows_before = start.counts.get("rows", 0) if start else 0
+    feedback = _Feedback(source.size, start.offset if start else 0, rows_before, show and not dry_run)
+    job = ImportJob(source, rows, sink, rejects, batch_size=batch_size, checkpoint=checkpoint,
+                    progress=feedback.update)
+
+    began = time.monotonic()
+    try:
+        with _sigterm_as_interrupt():
+            totals = _run(client, lambda: job.run(start))
+    except KeyboardInterrupt:
+        feedback.stop()
+        saved = checkpoint.load() if checkpoint else None
+        where = f" at line {saved.line:,}" if saved else ""
+        console.print(f"[yellow]Interrupted.[/] Run the same command again to resume{where}.")
+        raise typer.Exit(INTERRUPTED) from None
+    except BaseException:
+        feedback.stop()
+        if checkpoint is not None and checkpoint.load() is not None:
+            console.print("Rows up to the failure are stored; the same command resumes after them.")
+        raise
+    feedback.stop()
+    elapsed = max(time.monotonic() - began, 1e-6)
+    done_now = totals.rows - rows_before
+    if checkpoint is not None:
+        checkpoint.clear()
+    if dry_run:
+        console.print(f"Checked {totals.rows:,} rows: {totals.rows - totals.rejected:,} valid, "
+                      f"{totals.rejected:,} rejected. Nothing was written (dry run).")
+    else:
+        added = (f"{totals.written:,} added, {totals.existing:,} already there" if sink.tells_repeats
+                 else f"{totals.written:,} sent")
+        console.print(f"Imported {escape(file.name)}: {totals.rows:,} rows, {added}, {totals.rejected:,} rejected "
+                      f"({done_now / elapsed:,.0f} per second).")
+    if totals.rejected and rejects.path is not None:
+        console.print(f"Rejected rows, with line numbers and reasons: {escape(str(rejects.path))}")
+    raise typer.Exit(PARTIAL if totals.rejected else OK)
+
+
+@app.command("export")
+@friendly
+def export(
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="File to write. Default: standard output.")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="csv or jsonl. Default: from --output's extension, else jsonl.")] = None,
+    user_id: Annotated[Optional[str], typer.Option("--user-id", help="Only this learner's completions.")] = None,
+    updated_after: Annotated[Optional[str], typer.Option(
+        "--updated-after", help="Only completions changed after this instant (RFC 3339).")] = None,
+    database_url: DbOption = None,
+    account_id: AccountOption = None,
+    server_url: ServerUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Export completions as CSV or JSON Lines, in a form `lmsgate completions import` reads back."""
+
+    from lmsgate.bulk.exporter import export_completions, remote_pages, store_pages
+    from lmsgate.bulk.sources import Format
+    from lmsgate.schema.types import parse_datetime
+
+    if fmt is not None and fmt not in ("csv", "jsonl"):
+        fail(f"--format {fmt!r}: use csv or jsonl", code=USAGE)
+    out_format = Format(fmt) if fmt else (Format.CSV if output and output.suffix.lower() == ".csv" else Format.JSONL)
+    since = None
+    if updated_after:
+        try:
+            since = parse_datetime(updated_after)
+        except ValueError as exc:
+            fail(f"--updated-after: {exc}", code=USAGE)
+
+    if server_url:
+        client = _remote_client(server_url, api_key, account_id)
+
+        def pages() -> Any:
+            return remote_pages(client, user_id=user_id, updated_after=since)
+    else:
+        from lmsgate.connectors.base import CallContext
+
+        client = None
+        container = open_store(database_url)
+        ctx = CallContext(account=account_for(container, account_id))
+
+        def pages() -> Any:
+            return store_pages(container.service, ctx, user_id=user_id, updated_after=since)
+
+    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+
+    try:
+        count = _run(client, lambda: export_completions(pages(), stream, out_format))
+    finally:
+        if output:
+            stream.close()
+    if output:
+        console.print(f"Exported {count:,} completions to {escape(str(output))}.")

@@ -1,0 +1,591 @@
+"""The unified LMS operations of the asynchronous client (``client.lms``).
+
+``_lms_sync.py`` is generated from this file by ``scripts/unasync.py``; edit this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
+
+from lmsgate.client import _request as r
+from lmsgate.client._request import Accepted
+from lmsgate.client._retry import Retry
+from lmsgate.schema import (
+    Assignment,
+    AssignmentResult,
+    AssignmentsPaginated,
+    BatchResultApiModel,
+    CategoriesPaginated,
+    Category,
+    CategoryResult,
+    Completion,
+    CompletionResult,
+    CompletionsPaginated,
+    Content,
+    ContentPaginated,
+    ContentResult,
+    Course,
+    CoursePaginated,
+    CourseResult,
+    CreateResult,
+    DeleteResult,
+    LmsBatchUpsertContentRequestDto,
+    LmsCreateAssignmentRequestDto,
+    LmsCreateCompletionRequestDto,
+    LmsCreateContentRequestDto,
+    LmsUpsertContentRequestDto,
+    LmsUpsertCourseRequestDto,
+    LmsUpsertUserRequestDto,
+    LmsUser,
+    SkillResult,
+    Skills,
+    SkillsPaginated,
+    UpdateResult,
+    UpsertResult,
+    UserResult,
+    UsersPaginated,
+)
+
+if TYPE_CHECKING:
+    from lmsgate.client._client_async import AsyncClient
+
+M = TypeVar("M", bound=BaseModel)
+Item = TypeVar("Item")
+Body = Mapping[str, Any]
+Fields = Iterable[str] | str
+Instant = datetime | str
+_LMS = "/unified/lms"
+
+
+class AsyncLms:
+    """The operations of StackOne's unified LMS API, named as in the official SDKs
+    (``createUserCompletion`` is :meth:`create_user_completion`), plus lmsgate's two
+    extensions :meth:`upsert_course` and :meth:`upsert_user`.
+
+    Bodies are the server's own request models (or dicts, validated into them before
+    anything is sent); answers are parsed into the server's response models. Error statuses
+    raise the exceptions of :mod:`lmsgate.client` (``NotFoundError``, ``RateLimitedError``, …).
+
+    Keyword arguments every operation takes:
+        account_id: the linked account, when not the client's.
+        retry: a :class:`~lmsgate.client.Retry` for this call only.
+
+    Writes also take:
+        idempotency_key: sent as ``Idempotency-Key``: the server answers a repeat with the
+            first answer instead of doing the work again (where supported).
+        prefer_async: sends ``Prefer: respond-async``. A server that queues the write answers
+            202, returned as :class:`~lmsgate.client.Accepted`; otherwise the usual result.
+
+    Reads also take ``fields`` (only these fields come back), ``raw`` (add the provider call
+    log) and ``proxy`` (query parameters handed to the provider). Lists take ``page_size``
+    (25 by default, at most 1,000 on lmsgate), ``next`` (the cursor of the previous page),
+    ``updated_after`` and ``filter`` (further ``filter[name]`` values). Each list has an
+    ``iter_…`` twin that follows ``next`` and yields the records of every page.
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    # ------------------------------------------------------------------ plumbing
+    async def _write(self, method: str, path: str, result: type[M], body_model: type[BaseModel] | None,
+                     body: BaseModel | Body | None, account_id: str | None, idempotency_key: str | None,
+                     prefer_async: bool, retry: Retry | None, empty_ok: bool = False) -> Any:
+        content = r.body(body_model, body) if body_model is not None and body is not None else None
+        call = r.Call(method, path, result, content=content, empty_ok=empty_ok, accept_async=prefer_async,
+                      headers=self._client._headers_for(account_id, json_body=content is not None,
+                                                        idempotency_key=idempotency_key,
+                                                        prefer_async=prefer_async))
+        return await self._client._send(call, retry)
+
+    async def _get(self, path: str, result: type[M], account_id: str | None, retry: Retry | None,
+                   **params: Any) -> M:
+        call = r.Call("GET", path, result, params=r.query(**params), headers=self._client._headers_for(account_id))
+        return await self._client._send(call, retry)  # type: ignore[no-any-return]
+
+    async def _list(self, path: str, result: type[M], *, updated_after: Instant | None,
+                    filter: Mapping[str, Any] | None, flat: Mapping[str, Any] | None = None,
+                    account_id: str | None, retry: Retry | None, **params: Any) -> M:
+        filters = {**(filter or {}), **({"updated_after": updated_after} if updated_after is not None else {})}
+        return await self._get(path, result, account_id, retry, filter=filters, flat=flat, **params)
+
+    @staticmethod
+    async def _pages(fetch: Callable[[str | None], Awaitable[Any]]) -> AsyncIterator[Any]:
+        cursor: str | None = None
+        while True:
+            page = await fetch(cursor)
+            for item in page.data:
+                yield item
+            cursor = page.next
+            if not cursor or not isinstance(cursor, str):
+                return
+
+    # ------------------------------------------------------------------ completions
+    @overload
+    async def create_user_completion(
+        self, user_id: str, body: LmsCreateCompletionRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> CreateResult: ...
+    @overload
+    async def create_user_completion(
+        self, user_id: str, body: LmsCreateCompletionRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> CreateResult | Accepted: ...
+    async def create_user_completion(
+        self, user_id: str, body: LmsCreateCompletionRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> CreateResult | Accepted:
+        """Record that a learner completed a learning object.
+
+        ``POST /unified/lms/users/{user_id}/completions``. Posting the same learner, learning
+        object and ``completed_at`` again answers with the first record's id (on lmsgate).
+        """
+        return await self._write("POST", f"{_LMS}/users/{r.segment(user_id)}/completions", CreateResult,
+                                 LmsCreateCompletionRequestDto, body, account_id, idempotency_key,
+                                 prefer_async, retry)
+
+    async def list_completions(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CompletionsPaginated:
+        """One page of the account's completions (``GET /unified/lms/completions``)."""
+        return await self._list(f"{_LMS}/completions", CompletionsPaginated, updated_after=updated_after,
+                                filter=filter, account_id=account_id, retry=retry, page_size=page_size,
+                                next=next, fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_completions(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[Completion]:
+        """Every completion of the account, page after page (see :meth:`list_completions`)."""
+        async for item in self._pages(lambda cursor: self.list_completions(
+                updated_after=updated_after, page_size=page_size, next=cursor, fields=fields, proxy=proxy,
+                filter=filter, account_id=account_id, retry=retry)):
+            yield item
+
+    async def get_completion(
+        self, completion_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CompletionResult:
+        """One completion (``GET /unified/lms/completions/{completion_id}``)."""
+        return await self._get(f"{_LMS}/completions/{r.segment(completion_id)}", CompletionResult, account_id,
+                               retry, fields=fields, raw=raw, proxy=proxy)
+
+    async def list_user_completions(
+        self, user_id: str, *, updated_after: Instant | None = None, page_size: int | None = None,
+        next: str | None = None, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> CompletionsPaginated:
+        """One page of a learner's completions (``GET /unified/lms/users/{user_id}/completions``)."""
+        return await self._list(f"{_LMS}/users/{r.segment(user_id)}/completions", CompletionsPaginated,
+                                updated_after=updated_after, filter=filter, account_id=account_id, retry=retry,
+                                page_size=page_size, next=next, fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_user_completions(
+        self, user_id: str, *, updated_after: Instant | None = None, page_size: int | None = None,
+        fields: Fields | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None,
+        retry: Retry | None = None,
+    ) -> AsyncIterator[Completion]:
+        """Every completion of a learner, page after page (see :meth:`list_user_completions`)."""
+        async for item in self._pages(lambda cursor: self.list_user_completions(
+                user_id, updated_after=updated_after, page_size=page_size, next=cursor, fields=fields,
+                proxy=proxy, filter=filter, account_id=account_id, retry=retry)):
+            yield item
+
+    async def get_user_completion(
+        self, user_id: str, completion_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CompletionResult:
+        """One of a learner's completions (``GET /unified/lms/users/{user_id}/completions/{completion_id}``)."""
+        return await self._get(f"{_LMS}/users/{r.segment(user_id)}/completions/{r.segment(completion_id)}",
+                               CompletionResult, account_id, retry, fields=fields, raw=raw, proxy=proxy)
+
+    @overload
+    async def delete_user_completion(
+        self, user_id: str, completion_id: str, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> DeleteResult | None: ...
+    @overload
+    async def delete_user_completion(
+        self, user_id: str, completion_id: str, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> DeleteResult | Accepted | None: ...
+    async def delete_user_completion(
+        self, user_id: str, completion_id: str, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> DeleteResult | Accepted | None:
+        """Delete one of a learner's completions. None when the server answers 204 (no body).
+
+        ``DELETE /unified/lms/users/{user_id}/completions/{completion_id}``.
+        """
+        return await self._write("DELETE", f"{_LMS}/users/{r.segment(user_id)}/completions/{r.segment(completion_id)}",
+                                 DeleteResult, None, None, account_id, idempotency_key, prefer_async, retry,
+                                 empty_ok=True)
+
+    # ------------------------------------------------------------------ assignments
+    @overload
+    async def create_user_assignment(
+        self, user_id: str, body: LmsCreateAssignmentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> CreateResult: ...
+    @overload
+    async def create_user_assignment(
+        self, user_id: str, body: LmsCreateAssignmentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> CreateResult | Accepted: ...
+    async def create_user_assignment(
+        self, user_id: str, body: LmsCreateAssignmentRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> CreateResult | Accepted:
+        """Assign a learning object to a learner (``POST /unified/lms/users/{user_id}/assignments``)."""
+        return await self._write("POST", f"{_LMS}/users/{r.segment(user_id)}/assignments", CreateResult,
+                                 LmsCreateAssignmentRequestDto, body, account_id, idempotency_key,
+                                 prefer_async, retry)
+
+    async def list_assignments(
+        self, *, status: str | None = None, user_id: str | None = None, remote_user_id: str | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> AssignmentsPaginated:
+        """One page of the account's assignments (``GET /unified/lms/assignments``).
+
+        ``status`` is one of ``pending``, ``in_progress``, ``completed``, ``unmapped_value``.
+        """
+        return await self._list(f"{_LMS}/assignments", AssignmentsPaginated, updated_after=updated_after,
+                                filter={**(filter or {}), "status": status},
+                                flat={"user_id": user_id, "remote_user_id": remote_user_id},
+                                account_id=account_id, retry=retry, page_size=page_size, next=next,
+                                fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_assignments(
+        self, *, status: str | None = None, user_id: str | None = None, remote_user_id: str | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[Assignment]:
+        """Every assignment of the account, page after page (see :meth:`list_assignments`)."""
+        async for item in self._pages(lambda cursor: self.list_assignments(
+                status=status, user_id=user_id, remote_user_id=remote_user_id, updated_after=updated_after,
+                page_size=page_size, next=cursor, fields=fields, proxy=proxy, filter=filter,
+                account_id=account_id, retry=retry)):
+            yield item
+
+    async def get_assignment(
+        self, assignment_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> AssignmentResult:
+        """One assignment (``GET /unified/lms/assignments/{assignment_id}``)."""
+        return await self._get(f"{_LMS}/assignments/{r.segment(assignment_id)}", AssignmentResult, account_id,
+                               retry, fields=fields, raw=raw, proxy=proxy)
+
+    async def list_user_assignments(
+        self, user_id: str, *, status: str | None = None, updated_after: Instant | None = None,
+        page_size: int | None = None, next: str | None = None, fields: Fields | None = None,
+        raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None,
+        retry: Retry | None = None,
+    ) -> AssignmentsPaginated:
+        """One page of a learner's assignments (``GET /unified/lms/users/{user_id}/assignments``)."""
+        return await self._list(f"{_LMS}/users/{r.segment(user_id)}/assignments", AssignmentsPaginated,
+                                updated_after=updated_after, filter={**(filter or {}), "status": status},
+                                account_id=account_id, retry=retry, page_size=page_size, next=next,
+                                fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_user_assignments(
+        self, user_id: str, *, status: str | None = None, updated_after: Instant | None = None,
+        page_size: int | None = None, fields: Fields | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None,
+        retry: Retry | None = None,
+    ) -> AsyncIterator[Assignment]:
+        """Every assignment of a learner, page after page (see :meth:`list_user_assignments`)."""
+        async for item in self._pages(lambda cursor: self.list_user_assignments(
+                user_id, status=status, updated_after=updated_after, page_size=page_size, next=cursor,
+                fields=fields, proxy=proxy, filter=filter, account_id=account_id, retry=retry)):
+            yield item
+
+    async def get_user_assignment(
+        self, user_id: str, assignment_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> AssignmentResult:
+        """One of a learner's assignments (``GET /unified/lms/users/{user_id}/assignments/{assignment_id}``)."""
+        return await self._get(f"{_LMS}/users/{r.segment(user_id)}/assignments/{r.segment(assignment_id)}",
+                               AssignmentResult, account_id, retry, fields=fields, raw=raw, proxy=proxy)
+
+    # ------------------------------------------------------------------ content
+    @overload
+    async def upsert_content(
+        self, body: LmsUpsertContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> UpsertResult: ...
+    @overload
+    async def upsert_content(
+        self, body: LmsUpsertContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> UpsertResult | Accepted: ...
+    async def upsert_content(
+        self, body: LmsUpsertContentRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> UpsertResult | Accepted:
+        """Create content, or replace the content with the same ``external_reference``.
+
+        ``PUT /unified/lms/content``. Fields left out are cleared: send the whole record.
+        """
+        return await self._write("PUT", f"{_LMS}/content", UpsertResult, LmsUpsertContentRequestDto, body,
+                                 account_id, idempotency_key, prefer_async, retry)
+
+    @overload
+    async def batch_upsert_content(
+        self, body: LmsBatchUpsertContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> BatchResultApiModel: ...
+    @overload
+    async def batch_upsert_content(
+        self, body: LmsBatchUpsertContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> BatchResultApiModel | Accepted: ...
+    async def batch_upsert_content(
+        self, body: LmsBatchUpsertContentRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> BatchResultApiModel | Accepted:
+        """Upsert up to 1,000 contents: ``{"items": [...]}`` (``POST /unified/lms/content/batch``).
+
+        The server answers 202; on lmsgate ``errors[i]`` lists the problems of item ``i``
+        (empty when it was stored), and the valid items are stored even when others are not.
+        """
+        return await self._write("POST", f"{_LMS}/content/batch", BatchResultApiModel,
+                                 LmsBatchUpsertContentRequestDto, body, account_id, idempotency_key,
+                                 prefer_async, retry)
+
+    @overload
+    async def update_content(
+        self, content_id: str, body: LmsCreateContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> UpdateResult: ...
+    @overload
+    async def update_content(
+        self, content_id: str, body: LmsCreateContentRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> UpdateResult | Accepted: ...
+    async def update_content(
+        self, content_id: str, body: LmsCreateContentRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> UpdateResult | Accepted:
+        """Change only the fields sent (``PATCH /unified/lms/content/{content_id}``).
+
+        The operation of SDK 4.28.0 (``updateContent``); later StackOne SDKs dropped it.
+        """
+        return await self._write("PATCH", f"{_LMS}/content/{r.segment(content_id)}", UpdateResult,
+                                 LmsCreateContentRequestDto, body, account_id, idempotency_key, prefer_async,
+                                 retry)
+
+    async def get_content(
+        self, content_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> ContentResult:
+        """One content (``GET /unified/lms/content/{content_id}``)."""
+        return await self._get(f"{_LMS}/content/{r.segment(content_id)}", ContentResult, account_id, retry,
+                               fields=fields, raw=raw, proxy=proxy)
+
+    async def list_content(
+        self, *, active: bool | None = None, updated_after: Instant | None = None, page_size: int | None = None,
+        next: str | None = None, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> ContentPaginated:
+        """One page of the account's content (``GET /unified/lms/content``); ``active=True``
+        keeps only active content."""
+        return await self._list(f"{_LMS}/content", ContentPaginated, updated_after=updated_after,
+                                filter={**(filter or {}), "active": active}, account_id=account_id, retry=retry,
+                                page_size=page_size, next=next, fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_content(
+        self, *, active: bool | None = None, updated_after: Instant | None = None, page_size: int | None = None,
+        fields: Fields | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None,
+        retry: Retry | None = None,
+    ) -> AsyncIterator[Content]:
+        """Every content of the account, page after page (see :meth:`list_content`)."""
+        async for item in self._pages(lambda cursor: self.list_content(
+                active=active, updated_after=updated_after, page_size=page_size, next=cursor, fields=fields,
+                proxy=proxy, filter=filter, account_id=account_id, retry=retry)):
+            yield item
+
+    # ------------------------------------------------------------------ courses
+    async def get_course(
+        self, course_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CourseResult:
+        """One course (``GET /unified/lms/courses/{course_id}``)."""
+        return await self._get(f"{_LMS}/courses/{r.segment(course_id)}", CourseResult, account_id, retry,
+                               fields=fields, raw=raw, proxy=proxy)
+
+    async def list_courses(
+        self, *, external_reference: str | None = None, active: bool | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CoursePaginated:
+        """One page of the account's courses (``GET /unified/lms/courses``)."""
+        return await self._list(f"{_LMS}/courses", CoursePaginated, updated_after=updated_after,
+                                filter={**(filter or {}), "external_reference": external_reference,
+                                        "active": active},
+                                account_id=account_id, retry=retry, page_size=page_size, next=next,
+                                fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_courses(
+        self, *, external_reference: str | None = None, active: bool | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[Course]:
+        """Every course of the account, page after page (see :meth:`list_courses`)."""
+        async for item in self._pages(lambda cursor: self.list_courses(
+                external_reference=external_reference, active=active, updated_after=updated_after,
+                page_size=page_size, next=cursor, fields=fields, proxy=proxy, filter=filter,
+                account_id=account_id, retry=retry)):
+            yield item
+
+    @overload
+    async def upsert_course(
+        self, body: LmsUpsertCourseRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> UpsertResult: ...
+    @overload
+    async def upsert_course(
+        self, body: LmsUpsertCourseRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> UpsertResult | Accepted: ...
+    async def upsert_course(
+        self, body: LmsUpsertCourseRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> UpsertResult | Accepted:
+        """Create or replace a course by ``external_reference`` (``PUT /unified/lms/courses``).
+
+        lmsgate's extension, for its embedded LMS; StackOne has no such operation, and other
+        providers answer 501 (:class:`~lmsgate.client.NotImplementedByProviderError`).
+        """
+        return await self._write("PUT", f"{_LMS}/courses", UpsertResult, LmsUpsertCourseRequestDto, body,
+                                 account_id, idempotency_key, prefer_async, retry)
+
+    # ------------------------------------------------------------------ users
+    async def get_user(
+        self, user_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> UserResult:
+        """One learner (``GET /unified/lms/users/{user_id}``)."""
+        return await self._get(f"{_LMS}/users/{r.segment(user_id)}", UserResult, account_id, retry,
+                               fields=fields, raw=raw, proxy=proxy)
+
+    async def list_users(
+        self, *, email: str | None = None, external_reference: str | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> UsersPaginated:
+        """One page of the account's learners (``GET /unified/lms/users``)."""
+        return await self._list(f"{_LMS}/users", UsersPaginated, updated_after=updated_after,
+                                filter={**(filter or {}), "email": email, "external_reference": external_reference},
+                                account_id=account_id, retry=retry, page_size=page_size, next=next,
+                                fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_users(
+        self, *, email: str | None = None, external_reference: str | None = None,
+        updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[LmsUser]:
+        """Every learner of the account, page after page (see :meth:`list_users`)."""
+        async for item in self._pages(lambda cursor: self.list_users(
+                email=email, external_reference=external_reference, updated_after=updated_after,
+                page_size=page_size, next=cursor, fields=fields, proxy=proxy, filter=filter,
+                account_id=account_id, retry=retry)):
+            yield item
+
+    @overload
+    async def upsert_user(
+        self, user_id: str, body: LmsUpsertUserRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: Literal[False] = ..., retry: Retry | None = ...,
+    ) -> UpsertResult: ...
+    @overload
+    async def upsert_user(
+        self, user_id: str, body: LmsUpsertUserRequestDto | Body, *, account_id: str | None = ...,
+        idempotency_key: str | None = ..., prefer_async: bool, retry: Retry | None = ...,
+    ) -> UpsertResult | Accepted: ...
+    async def upsert_user(
+        self, user_id: str, body: LmsUpsertUserRequestDto | Body, *, account_id: str | None = None,
+        idempotency_key: str | None = None, prefer_async: bool = False, retry: Retry | None = None,
+    ) -> UpsertResult | Accepted:
+        """Create or update a learner (``PUT /unified/lms/users/{user_id}``).
+
+        lmsgate's extension, for its embedded LMS; StackOne has no user write, and other
+        providers answer 501 (:class:`~lmsgate.client.NotImplementedByProviderError`).
+        """
+        return await self._write("PUT", f"{_LMS}/users/{r.segment(user_id)}", UpsertResult,
+                                 LmsUpsertUserRequestDto, body, account_id, idempotency_key, prefer_async, retry)
+
+    # ------------------------------------------------------------------ categories and skills
+    async def get_category(
+        self, category_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CategoryResult:
+        """One category (``GET /unified/lms/categories/{category_id}``)."""
+        return await self._get(f"{_LMS}/categories/{r.segment(category_id)}", CategoryResult, account_id, retry,
+                               fields=fields, raw=raw, proxy=proxy)
+
+    async def list_categories(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> CategoriesPaginated:
+        """One page of the account's categories (``GET /unified/lms/categories``)."""
+        return await self._list(f"{_LMS}/categories", CategoriesPaginated, updated_after=updated_after,
+                                filter=filter, account_id=account_id, retry=retry, page_size=page_size,
+                                next=next, fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_categories(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[Category]:
+        """Every category of the account, page after page (see :meth:`list_categories`)."""
+        async for item in self._pages(lambda cursor: self.list_categories(
+                updated_after=updated_after, page_size=page_size, next=cursor, fields=fields, proxy=proxy,
+                filter=filter, account_id=account_id, retry=retry)):
+            yield item
+
+    async def get_skill(
+        self, skill_id: str, *, fields: Fields | None = None, raw: bool | None = None,
+        proxy: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> SkillResult:
+        """One skill (``GET /unified/lms/skills/{skill_id}``)."""
+        return await self._get(f"{_LMS}/skills/{r.segment(skill_id)}", SkillResult, account_id, retry,
+                               fields=fields, raw=raw, proxy=proxy)
+
+    async def list_skills(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, next: str | None = None,
+        fields: Fields | None = None, raw: bool | None = None, proxy: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | None = None, account_id: str | None = None, retry: Retry | None = None,
+    ) -> SkillsPaginated:
+        """One page of the account's skills (``GET /unified/lms/skills``)."""
+        return await self._list(f"{_LMS}/skills", SkillsPaginated, updated_after=updated_after, filter=filter,
+                                account_id=account_id, retry=retry, page_size=page_size, next=next,
+                                fields=fields, raw=raw, proxy=proxy)
+
+    async def iter_skills(
+        self, *, updated_after: Instant | None = None, page_size: int | None = None, fields: Fields | None = None,
+        proxy: Mapping[str, Any] | None = None, filter: Mapping[str, Any] | None = None,
+        account_id: str | None = None, retry: Retry | None = None,
+    ) -> AsyncIterator[Skills]:
+        """Every skill of the account, page after page (see :meth:`list_skills`)."""
+        async for item in self._pages(lambda cursor: self.list_skills(
+                updated_after=updated_after, page_size=page_size, next=cursor, fields=fields, proxy=proxy,
+                filter=filter, account_id=account_id, retry=retry)):
+            yield item

@@ -1,0 +1,213 @@
+"""Building requests and reading answers, shared by the sync and async clients. No I/O here.
+
+Wire rules follow the official StackOne SDKs: HTTP Basic auth with the API key as the user
+name and an empty password, the linked account in ``x-account-id``, path parameters
+percent-encoded whole, ``filter[...]`` and ``proxy[...]`` as deep objects, date-times sent
+with a ``Z``. Bodies and answers go through the same pydantic models the server uses.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from lmsgate import __version__
+from lmsgate.client._exceptions import InvalidRequestError, ResponseValidationError, error_class
+from lmsgate.schema import ERROR_MODELS, BadRequestResponse, ProviderError
+from lmsgate.schema.types import format_datetime
+
+M = TypeVar("M", bound=BaseModel)
+
+USER_AGENT = f"lmsgate-python/{__version__}"
+_PROVIDER_ERRORS = TypeAdapter(list[ProviderError])
+
+
+class Accepted(BaseModel):
+    """A write the server took for asynchronous delivery (``prefer_async=True``, 202).
+
+    ``location`` is where the delivery can be followed (``/deliveries/{id}`` on lmsgate);
+    ``body`` is the answer's JSON as sent, since its shape is the server's own.
+    """
+
+    status_code: int
+    location: str | None = None
+    body: Any = None
+
+
+@dataclass(slots=True)
+class Call(Generic[M]):
+    """One operation, ready to send."""
+
+    method: str
+    path: str
+    model: type[M] | None
+    """What a success answer is parsed into."""
+    params: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    empty_ok: bool = False
+    """A 204 without body is a success (delete), answered as None."""
+    accept_async: bool = False
+    """A 202 is a success, answered as :class:`Accepted`."""
+
+
+def segment(value: str) -> str:
+    """A path parameter, percent-encoded whole (``a b/c`` → ``a%20b%2Fc``)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"path parameter: must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def request_of(error: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return error.request
+    except RuntimeError:  # raised by httpx when the error carries no request
+        return None
+
+
+def basic_auth(api_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return str(value)
+
+
+def query(
+    *,
+    fields: Iterable[str] | str | None = None,
+    raw: bool | None = None,
+    proxy: Mapping[str, Any] | None = None,
+    filter: Mapping[str, Any] | None = None,
+    page_size: int | None = None,
+    next: str | None = None,
+    flat: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str]]:
+    """Query parameters in the official SDKs' encoding; None values are left out."""
+    params: list[tuple[str, str]] = []
+    if fields is not None:
+        params.append(("fields", fields if isinstance(fields, str) else ",".join(fields)))
+    if raw is not None:
+        params.append(("raw", _text(raw)))
+    for name, value in (filter or {}).items():
+        if value is not None:
+            params.append((f"filter[{name}]", _text(value)))
+    for name, value in (proxy or {}).items():
+        if value is not None:
+            params.append((f"proxy[{name}]", _text(value)))
+    for name, value in (flat or {}).items():
+        if value is not None:
+            params.append((name, _text(value)))
+    if page_size is not None:
+        params.append(("page_size", str(page_size)))
+    if next is not None:
+        params.append(("next", next))
+    return params
+
+
+def body(model: type[M], value: M | Mapping[str, Any]) -> bytes:
+    """The JSON of a request body. A mapping is first validated into ``model``, so a bad body
+    fails here (:class:`InvalidRequestError`) and is never sent. Only the fields that were
+    set go on the wire, as the official SDKs leave out what the caller did not give."""
+    if isinstance(value, Mapping):
+        try:
+            value = model.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidRequestError(f"{model.__name__}: {_describe(exc)}", list(exc.errors())) from exc
+    elif not isinstance(value, model):
+        raise InvalidRequestError(f"body: expected {model.__name__} or a dict, got {type(value).__name__}")
+    return orjson.dumps(value.model_dump(mode="json", exclude_unset=True))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def headers(api_key: str | None, account_id: str | None, *, json_body: bool = False,
+            idempotency_key: str | None = None, prefer_async: bool = False,
+            extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    if not account_id:
+        raise InvalidRequestError(
+            "account_id: name the linked account, on the client (account_id=…) or on the call"
+        )
+    out = {"Accept": "application/json", "User-Agent": USER_AGENT, "x-account-id": account_id}
+    if api_key:
+        out["Authorization"] = basic_auth(api_key)
+    if json_body:
+        out["Content-Type"] = "application/json"
+    if idempotency_key is not None:
+        out["Idempotency-Key"] = idempotency_key
+    if prefer_async:
+        out["Prefer"] = "respond-async"
+    if extra:
+        out.update(extra)
+    return out
+
+
+def read(response: httpx.Response, call: Call[M]) -> M | Accepted | None:
+    """The answer as the call's model; raises the :class:`APIStatusError` of an error status."""
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise status_error(response)
+    if status == 202 and call.accept_async:
+        return Accepted(status_code=status, location=response.headers.get("location"),
+                        body=_json_or_none(response.content))
+    if status == 204 and call.empty_ok:
+        return None
+    if call.model is None:
+        return None
+    try:
+        return call.model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ResponseValidationError(
+            f"{call.method} {call.path} answered {status} with a body that is not a {call.model.__name__}: "
+            f"{_describe(exc)}",
+            status_code=status, body=response.text, errors=list(exc.errors()),
+        ) from exc
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return orjson.loads(content) if content.strip() else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def status_error(response: httpx.Response) -> Exception:
+    """The typed exception for an error answer, carrying StackOne's error body if it is one."""
+    status = response.status_code
+    data = _json_or_none(response.content)
+    model = ERROR_MODELS.get(status, BadRequestResponse)
+    parsed: BaseModel | None = None
+    provider_errors: list[ProviderError] = []
+    if isinstance(data, dict):
+        try:
+            parsed = model.model_validate(data)
+        except ValidationError:
+            parsed = None
+        try:
+            provider_errors = _PROVIDER_ERRORS.validate_python(data.get("provider_errors") or [])
+        except ValidationError:
+            provider_errors = []
+    message = getattr(parsed, "message", None)
+    if not message:
+        snippet = response.text.strip()[:200]
+        message = f"{response.reason_phrase or 'error'}" + (f": {snippet}" if snippet else "")
+    return error_class(status)(message, response=response, body=parsed, provider_errors=provider_errors)

@@ -1,0 +1,70 @@
+"""When the client sends a request again, and how long it waits first."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import httpx
+
+from lmsgate.http import parse_retry_after
+
+__all__ = ["Retry"]
+
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+              httpx.WriteError)
+"""Connection failures after which sending again is sensible."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The retry policy of a client, or of one call.
+
+    A request is sent again when the answer's status is in ``statuses`` (408 and 429, as the
+    official SDKs do) or, with ``connection_errors``, when the connection failed before an
+    answer came. The wait is the server's ``Retry-After`` when it sends one; otherwise
+    ``backoff_initial * backoff_factor ** n`` seconds (n = retries so far) plus up to
+    ``jitter`` seconds at random, at most ``backoff_max``. Retrying stops after
+    ``max_retries`` retries, or when the next wait would end more than ``max_elapsed``
+    seconds after the first attempt; the last answer is then returned or raised.
+
+    Every write of the unified LMS API is safe to repeat (the same completion posted twice
+    is stored once), so writes are retried like reads. ``Retry.none()`` turns retrying off.
+    """
+
+    max_retries: int = 5
+    statuses: frozenset[int] = field(default_factory=lambda: frozenset({408, 429}))
+    connection_errors: bool = True
+    backoff_initial: float = 0.5
+    backoff_factor: float = 2.0
+    backoff_max: float = 60.0
+    jitter: float = 0.5
+    max_elapsed: float = 300.0
+
+    @classmethod
+    def none(cls) -> Retry:
+        """A policy that never retries."""
+        return cls(max_retries=0, connection_errors=False)
+
+    def backoff(self, retries: int) -> float:
+        """Seconds to wait before retry number ``retries + 1`` when the server named no wait."""
+        wait = self.backoff_initial * self.backoff_factor ** retries
+        return min(self.backoff_max, wait + random.uniform(0, self.jitter))
+
+    def wait_after(self, response: httpx.Response, retries: int, elapsed: float) -> float | None:
+        """Seconds to wait before sending again after ``response``, or None to give up."""
+        if response.status_code not in self.statuses or retries >= self.max_retries:
+            return None
+        asked = parse_retry_after(response.headers.get("retry-after"))
+        wait = asked if asked is not None else self.backoff(retries)
+        return wait if elapsed + wait <= self.max_elapsed else None
+
+    def wait_after_error(self, error: httpx.TransportError, retries: int, elapsed: float) -> float | None:
+        """Seconds to wait before sending again after a failed connection, or None to give up.
+
+        A read timeout is not retried: the server may still be working on the request.
+        """
+        if not self.connection_errors or retries >= self.max_retries or not isinstance(error, _RETRYABLE):
+            return None
+        wait = self.backoff(retries)
+        return wait if elapsed + wait <= self.max_elapsed else None

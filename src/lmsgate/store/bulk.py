@@ -1,0 +1,206 @@
+"""Many rows in few statements: the fast path under :meth:`LmsStore.insert_records`.
+
+SQLAlchemy's own ``executemany`` runs every value of every row through its type machinery and
+its event hooks, which costs more than the database's work for a narrow table. Here a row is
+turned into a tuple once, with each column type's own bind processor (so values are stored
+exactly as SQLAlchemy would store them), and handed to the driver in one call:
+
+* SQLite: the DB-API ``executemany`` of one prepared ``INSERT … ON CONFLICT DO NOTHING``.
+* PostgreSQL: ``COPY`` into a temporary table private to the session (emptied at commit),
+  then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``. Batches of fewer than
+  ``COPY_FROM`` rows use ``executemany`` instead, which needs fewer round trips.
+
+Only the rows whose conflict columns match no stored row (and no earlier row of the same
+call) are inserted; the others are skipped silently, as ``ON CONFLICT DO NOTHING`` does.
+
+Lookups by many keys (:meth:`Bulk.find`) avoid ``IN (…)`` lists on PostgreSQL: while a
+bulk load outruns the table statistics, the planner may answer them by scanning every row of
+the account, once per list. There each key is one index probe instead, all sent in one
+pipelined ``executemany``. SQLite always uses the index for ``IN``, so it gets lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Column, Connection, Table
+from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+from lmsgate.store.tables import UtcDateTime
+
+COPY_FROM = 32
+"""On PostgreSQL, batches at least this large go through ``COPY``."""
+IN_CHUNK = 500
+"""Values per ``IN (…)`` list on SQLite, far below its limit on parameters."""
+
+_SQLITE_DEFAULT_DATETIME = SQLITE_DATETIME()._storage_format
+
+
+def _sqlite_utc_datetime(value: datetime | None) -> str | None:
+    """What ``UtcDateTime`` binds on SQLite with the default storage format, five times faster:
+    naive UTC as ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The function that turns a Python value into what the driver gets for ``column``."""
+    impl = column.type.dialect_impl(dialect)
+    if (dialect.name == "sqlite" and isinstance(column.type, UtcDateTime)
+            and getattr(impl.impl, "_storage_format", None) == _SQLITE_DEFAULT_DATETIME):
+        return _sqlite_utc_datetime
+    return impl.bind_processor(dialect)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    nulls: tuple[Any, ...]
+    """What each column's processor makes of None (JSON columns store ``null``), computed once."""
+    insert_sql: str
+    """``INSERT … VALUES (…) ON CONFLICT DO NOTHING`` in the driver's parameter style."""
+    column_list: str
+    table: str
+    conflict: str
+
+
+class Bulk:
+    """Insert-unless-present and look-up for many rows at once, for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def _plan(self, table: Table, conflict: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get((table.name, conflict))
+        if plan is None:
+            d = self._dialect
+            quote = d.identifier_preparer.quote
+            columns = tuple(c.name for c in table.columns)
+            processors = tuple(bind_processor(c, d) for c in table.columns)
+            column_list = ", ".join(quote(c) for c in columns)
+            marker = "?" if d.paramstyle == "qmark" else "%s"
+            conflict_list = ", ".join(quote(c) for c in conflict)
+            plan = _Plan(
+                columns=columns,
+                processors=processors,
+                nulls=tuple(p(None) if p is not None else None for p in processors),
+                insert_sql=f"INSERT INTO {quote(table.name)} ({column_list}) "
+                f"VALUES ({', '.join([marker] * len(columns))}) ON CONFLICT ({conflict_list}) DO NOTHING",
+                column_list=column_list,
+                table=quote(table.name),
+                conflict=conflict_list,
+            )
+            self._plans[(table.name, conflict)] = plan
+        return plan
+
+    @staticmethod
+    def _tuples(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        columns = plan.columns
+        pick = itemgetter(*columns)
+        converted = [(i, p, plan.nulls[i]) for i, p in enumerate(plan.processors) if p is not None]
+        # Rows of one batch often share a value object (its created_at, say): convert it once.
+        last_in: list[Any] = [None] * len(columns)
+        last_out: list[Any] = list(plan.nulls)
+        out = []
+        for row in rows:
+            try:
+                values = list(pick(row))  # every column given: picked in C
+            except KeyError:
+                values = [row.get(c) for c in columns]
+            for i, p, null in converted:
+                v = values[i]
+                if v is None:
+                    values[i] = null
+                elif v is last_in[i]:
+                    values[i] = last_out[i]
+                else:
+                    values[i] = last_out[i] = p(v)
+                    last_in[i] = v
+            out.append(tuple(values))
+        return out
+
+    @contextmanager
+    def _translated(self, statement: str) -> Iterator[None]:
+        """Driver errors as SQLAlchemy's (``IntegrityError``, ``DataError``, …), as if
+        SQLAlchemy had run the statement itself."""
+        dbapi_error = self._dialect.loaded_dbapi.Error
+        try:
+            yield
+        except dbapi_error as exc:
+            raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+
+    def insert_ignoring(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+                        conflict: tuple[str, ...]) -> int:
+        """Insert ``rows`` (column name → value; missing columns are NULL), skipping every row
+        whose ``conflict`` columns are already taken. Returns how many rows were inserted, or
+        -1 when the driver cannot tell."""
+        if not rows:
+            return 0
+        plan = self._plan(table, conflict)
+        values = self._tuples(plan, rows)
+        with self._translated(plan.insert_sql):
+            if self._dialect.name == "postgresql" and len(values) >= COPY_FROM:
+                return self._copy(conn, plan, values)
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(plan.insert_sql, values)
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
+
+    def find(self, conn: Connection, table: Table, account_id: str, key: str, values: Sequence[str],
+             column: str) -> dict[str, Any]:
+        """``{value of key: value of column}`` for the rows of the account whose ``key`` is
+        one of ``values``; ``(account_id, key)`` should be indexed."""
+        if not values:
+            return {}
+        quote = self._dialect.identifier_preparer.quote
+        sql = f"SELECT {quote(key)}, {quote(column)} FROM {quote(table.name)} WHERE account_id = {{0}} AND {quote(key)}"
+        found: dict[str, Any] = {}
+        with self._translated(sql):
+            if self._dialect.name == "postgresql":
+                with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+                    cur.executemany(sql.format("%s") + " = %s", [(account_id, v) for v in values], returning=True)
+                    while True:
+                        found.update(cur.fetchall())
+                        if not cur.nextset():
+                            break
+                return found
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for i in range(0, len(values), IN_CHUNK):
+                    chunk = values[i:i + IN_CHUNK]
+                    cursor.execute(sql.format("?") + f" IN ({', '.join('?' * len(chunk))})", (account_id, *chunk))
+                    found.update(cursor.fetchall())
+            finally:
+                cursor.close()
+        return found
+
+    @staticmethod
+    def _copy(conn: Connection, plan: _Plan, values: list[tuple[Any, ...]]) -> int:
+        temp = f"lmsgate_bulk_{plan.table.strip(chr(34))}"
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            # IF NOT EXISTS: the table lives as long as the session; its rows only until commit.
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {plan.table} INCLUDING DEFAULTS) "
+                        "ON COMMIT DELETE ROWS")
+            with cur.copy(f"COPY {temp} ({plan.column_list}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+            cur.execute(f"INSERT INTO {plan.table} ({plan.column_list}) SELECT {plan.column_list} FROM {temp} "
+                        f"ON CONFLICT ({plan.conflict}) DO NOTHING")
+            inserted = int(cur.rowcount)
+            cur.execute(f"DELETE FROM {temp}")  # a second call in this transaction starts empty
+            return inserted

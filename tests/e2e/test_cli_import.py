@@ -1,0 +1,384 @@
+"""``lmsgate completions import|export`` and ``lmsgate keys`` as an operator runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import Result
+from typer.testing import CliRunner
+
+from lmsgate.bootstrap import Container, bootstrap
+from lmsgate.cli.main import app
+from lmsgate.client import Client
+from lmsgate.settings import Settings
+from lmsgate.store import tables as t
+from lmsgate.store.pagination import PageRequest
+from support import LMSGATE, serving
+
+HEADER = ["user_id", "learning_object_external_reference", "completed_at", "time_spent", "result.value",
+          "score.percentage", "score.raw_value"]
+START = datetime(2023, 1, 1, tzinfo=timezone.utc)
+runner = CliRunner()
+
+
+def good_row(i: int) -> list[str]:
+    when = (START + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+    return [f"learner-{i % 5000}", f"course-{i % 700}", when, f"PT{i % 5}H{i % 60}M",
+            "Pass" if i % 3 else "Fail", str(i % 101), f"{i % 101} / 100"]
+
+
+def write_csv(path: Path, rows: int, bad: dict[int, list[str]] | None = None) -> Path:
+    """``rows`` good rows; ``bad`` puts a bad row before good row number ``key``."""
+    bad = bad or {}
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(HEADER)
+        for i in range(rows):
+            if i in bad:
+                w.writerow(bad[i])
+            w.writerow(good_row(i))
+    return path
+
+
+@dataclass
+class Store:
+    url: str
+    account_id: str
+    container: Container
+    env: dict[str, str]
+
+    def count(self, account_id: str | None = None) -> int:
+        return self.container.store.count(t.completions, account_id or self.account_id)
+
+    def new_account(self) -> str:
+        project = self.container.tenancy.first_project()
+        assert project
+        return self.container.tenancy.create_account(project, "local").id
+
+
+def make_store(url: str, tmp: Path) -> Store:
+    env = {"LMSGATE_DATABASE_URL": url, "LMSGATE_VAULT_KEY_FILE": str(tmp / "vault.key")}
+    container = bootstrap(Settings(database_url=url, vault_key_file=env["LMSGATE_VAULT_KEY_FILE"]))
+    project = container.tenancy.create_project("cli")
+    account = container.tenancy.create_account(project, "local").id
+    return Store(url, account, container, env)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return make_store(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
+
+
+def run(args: list[str], store: Store, cwd: Path, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    return subprocess.run([*LMSGATE, *args], cwd=cwd, env={**inherited, **store.env}, capture_output=True,
+                          text=True, timeout=300, check=False, **kw)
+
+
+def start(args: list[str], store: Store, cwd: Path) -> subprocess.Popen[str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    return subprocess.Popen([*LMSGATE, *args], cwd=cwd, env={**inherited, **store.env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def import_args(file: Path, store: Store, *extra: str) -> list[str]:
+    return ["completions", "import", str(file), "--account-id", store.account_id, *extra]
+
+
+def test_a_100k_row_file_imports_and_a_rerun_adds_nothing(store: Store, tmp_path: Path) -> None:
+    file = write_csv(tmp_path / "completions.csv", 100_000)
+    first = run(import_args(file, store), store, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "100,000 rows, 100,000 added, 0 already there, 0 rejected" in first.stderr
+    assert "rows/s" not in first.stderr and "━" not in first.stderr  # no progress bar when piped
+    assert store.count() == 100_000
+    assert not (tmp_path / "completions.csv.import-state.json").exists()
+    assert not (tmp_path / "completions.csv.rejected.csv").exists()
+
+    again = run(import_args(file, store), store, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "100,000 rows, 0 added, 100,000 already there" in again.stderr
+    assert store.count() == 100_000
+
+    # the rows are the ones in the file, converted as the API converts them
+    row = store.container.store.list(t.completions, store.account_id, PageRequest(page_size=1)).items[0]
+    i = int((row["completed_at"] - START).total_seconds())
+    assert (row["user_id"], row["learning_object_external_reference"], row["time_spent"]) == (
+        f"learner-{i % 5000}", f"course-{i % 700}", f"PT{i % 5}H{i % 60}M")
+
+
+BAD_KINDS: list[tuple[list[str], str]] = [
+    (["", "course-1", "2024-01-01T00:00:00Z", "", "", "", ""], "user_id: required"),
+    (["u", "", "2024-01-01T00:00:00Z", "", "", "", ""], "learning_object_external_reference"),
+    (["u", "c", "2024-13-01T00:00:00Z", "", "", "", ""], "completed_at"),
+    (["u", "c", "yesterday", "", "", "", ""], "completed_at"),
+    (["u", "c", "2024-01-01T00:00:00Z", "PT1X", "", "", ""], "time_spent"),
+    (["u", "c", "2024-01-01T00:00:00Z", "", "", "101", ""], "score.percentage"),
+    (["u", "c", "2024-01-01T00:00:00Z", "", "", "lots", ""], "score.percentage"),
+    (["u", "c", "2024-01-01T00:00:00Z", "", "", "-3", ""], "score.percentage"),
+    (["u", "c", "2024-01-01T00:00:00Z"], "has 3 fields where the header has 7"),
+    (["u", "c", "2024-01-01T00:00:00Z", "P0.5M", "", "", ""], "time_spent"),
+]
+
+
+def bad_file(tmp_path: Path) -> tuple[Path, dict[int, str]]:
+    """1,000 good rows and 50 bad ones of ten kinds; returns the bad rows' line numbers → reason."""
+    bad = {i * 20 + 7: BAD_KINDS[i % len(BAD_KINDS)][0] for i in range(50)}
+    file = write_csv(tmp_path / "mixed.csv", 1000, bad)
+    expected: dict[int, str] = {}
+    line = 2  # after the header
+    for i in range(1000):
+        if i in bad:
+            expected[line] = BAD_KINDS[(i - 7) // 20 % len(BAD_KINDS)][1]
+            line += 1
+        line += 1
+    return file, expected
+
+
+def test_fifty_bad_rows_of_different_kinds_are_each_reported(store: Store, tmp_path: Path) -> None:
+    file, expected = bad_file(tmp_path)
+    result = run(import_args(file, store), store, tmp_path)
+    assert result.returncode == 3, result.stderr  # done, with rejected rows
+    assert "1,050 rows, 1,000 added, 0 already there, 50 rejected" in result.stderr
+    assert "Traceback" not in result.stderr
+    with (tmp_path / "mixed.csv.rejected.csv").open(newline="") as f:
+        report = list(csv.DictReader(f))
+    assert [int(r["line"]) for r in report] == sorted(expected)
+    for r in report:
+        assert expected[int(r["line"])] in r["reason"], r
+        assert r["record"] == file.read_text().splitlines()[int(r["line"]) - 1]
+    assert store.count() == 1000
+
+
+def test_dry_run_reports_every_bad_row_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    file, expected = bad_file(tmp_path)
+    result = run(import_args(file, store, "--dry-run"), store, tmp_path)
+    assert result.returncode == 3, result.stderr
+    for line, reason in expected.items():
+        assert f"line {line}: " in result.stderr and reason in result.stderr
+    assert result.stderr.count("\nline ") + result.stderr.startswith("line ") == 50
+    assert "Checked 1,050 rows: 1,000 valid, 50 rejected. Nothing was written" in result.stderr
+    assert store.count() == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("mixed")) == ["mixed.csv"]
+
+
+def _wait_for_state(state: Path, proc: subprocess.Popen[str], min_offset: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the import ended early"
+        try:
+            if json.loads(state.read_text())["offset"] >= min_offset:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the import made no progress")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_an_interrupted_import_resumes_and_ends_complete(store: Store, tmp_path: Path, how: signal.Signals) -> None:
+    rows = 60_000
+    file = write_csv(tmp_path / "big.csv", rows)
+    state = tmp_path / "big.csv.import-state.json"
+    proc = start(import_args(file, store, "--batch-size", "1000"), store, tmp_path)
+    _wait_for_state(state, proc, file.stat().st_size // 5)
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=60)
+    if how == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "Interrupted. Run the same command again to resume at line" in err and "Traceback" not in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    stored = store.count()
+    saved = json.loads(state.read_text())
+    assert 0 < saved["counts"]["written"] <= stored < rows
+
+    resumed = run(import_args(file, store, "--batch-size", "1000"), store, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming at line {saved['line']:,}" in resumed.stderr
+    assert f"Imported big.csv: {rows:,} rows" in resumed.stderr
+    assert store.count() == rows  # every row, none twice
+    with store.container.engine.connect() as conn:
+        keys = conn.execute(sa.select(sa.func.count(t.completions.c.dedupe_key.distinct()))
+                            .where(t.completions.c.account_id == store.account_id)).scalar_one()
+    assert keys == rows
+    assert not state.exists()
+
+
+def _read_pty(fd: int, proc: subprocess.Popen[bytes]) -> str:
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the other end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_the_progress_bar_shows_on_a_terminal_and_not_when_piped(store: Store, tmp_path: Path) -> None:
+    file = write_csv(tmp_path / "tty.csv", 20_000)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    env = {**inherited, **store.env, "TERM": "xterm-256color", "COLUMNS": "140"}
+    env.pop("NO_COLOR", None)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([*LMSGATE, *import_args(file, store, "--batch-size", "1000")], cwd=tmp_path, env=env,
+                            stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    try:
+        shown = _read_pty(primary, proc)
+    finally:
+        os.close(primary)
+    assert proc.wait(timeout=60) == 0, shown
+    assert "importing" in shown and "rows/s" in shown and "ETA" in shown and "━" in shown, shown
+    assert "20,000 rows, 20,000 added" in shown
+
+    piped = run(import_args(file, store), store, tmp_path)
+    assert piped.returncode == 0
+    assert "importing" not in piped.stderr and "rows/s" not in piped.stderr and "━" not in piped.stderr
+    assert "20,000 rows, 0 added, 20,000 already there" in piped.stderr
+
+
+def test_export_then_import_elsewhere_round_trips(store: Store, tmp_path: Path) -> None:
+    file = write_csv(tmp_path / "src.csv", 2500)
+    assert run(import_args(file, store), store, tmp_path).returncode == 0
+
+    def cli(*args: str) -> Result:
+        result = runner.invoke(app, [*args, "--database-url", store.url])
+        assert result.exit_code == 0, result.output
+        return result
+
+    exported = tmp_path / "out.csv"
+    assert "Exported 2,500 completions" in cli("completions", "export", "--account-id", store.account_id,
+                                               "-o", str(exported)).stderr
+    with exported.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2500 and rows[0]["id"] and rows[0]["time_spent"]
+
+    other = store.new_account()
+    assert "2,500 rows, 2,500 added" in cli("completions", "import", str(exported), "--account-id", other).stderr
+
+    def keyed(account: str) -> set[tuple[str, str, str, str]]:
+        out = cli("completions", "export", "--account-id", account, "--format", "jsonl").stdout
+        return {(c["user_id"], c["learning_object_external_reference"], c["completed_at"], c["time_spent"])
+                for c in map(json.loads, out.splitlines())}
+
+    assert keyed(store.account_id) == keyed(other) and len(keyed(other)) == 2500
+
+    one = cli("completions", "export", "--account-id", store.account_id, "--user-id", "learner-7", "--format", "jsonl")
+    assert {json.loads(x)["user_id"] for x in one.stdout.splitlines()} == {"learner-7"}
+    future = cli("completions", "export", "--account-id", store.account_id, "--updated-after", "2999-01-01T00:00:00Z")
+    assert future.stdout == ""
+
+
+def test_import_and_export_through_a_running_server(store: Store, tmp_path: Path) -> None:
+    key = store.container.tenancy.issue_key(store.container.tenancy.first_project(), "cli").secret
+    file = write_csv(tmp_path / "remote.jsonl.csv", 300)
+    jsonl = tmp_path / "remote.jsonl"
+    with jsonl.open("w") as f, file.open(newline="") as src:
+        for row in csv.DictReader(src):
+            f.write(json.dumps({"user_id": row["user_id"], "learning_object_external_reference":
+                                row["learning_object_external_reference"], "completed_at": row["completed_at"],
+                                "result": {"value": row["result.value"]},
+                                "score": {"percentage": float(row["score.percentage"])}}) + "\n")
+        f.write('{"user_id": "u", "learning_object_external_reference": "c", "score": {"percentage": 300}}\n')
+    with serving(tmp_path, {**store.env, "LMSGATE_RATE_LIMIT_PER_MINUTE": "0"}) as (base, _):
+        remote = ["--server-url", base, "--api-key", key, "--account-id", store.account_id]
+        result = run(["completions", "import", str(jsonl), *remote, "--batch-size", "100"], store, tmp_path)
+        assert result.returncode == 3, result.stderr
+        assert "301 rows, 300 sent, 1 rejected" in result.stderr and "line 301: score.percentage" in result.stderr
+        again = run(["completions", "import", str(jsonl), *remote], store, tmp_path)
+        assert again.returncode == 3
+        with Client(key, server_url=base, account_id=store.account_id) as client:
+            assert sum(1 for _ in client.lms.iter_completions(page_size=1000)) == 300
+        exported = run(["completions", "export", *remote, "--format", "jsonl"], store, tmp_path)
+        assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 300
+    assert store.count() == 300
+
+
+def test_import_into_postgresql_uses_the_same_path(tmp_path: Path, postgres_url: str) -> None:
+    store = make_store(postgres_url, tmp_path)
+    file, _ = bad_file(tmp_path)
+    first = run(import_args(file, store, "--batch-size", "300"), store, tmp_path)
+    assert first.returncode == 3, first.stderr
+    assert "1,050 rows, 1,000 added, 0 already there, 50 rejected" in first.stderr
+    again = run(import_args(file, store), store, tmp_path)
+    assert "1,050 rows, 0 added, 1,000 already there, 50 rejected" in again.stderr
+    assert store.count() == 1000
+
+
+
+def test_keys_are_created_once_listed_and_revoked(store: Store) -> None:
+    created = runner.invoke(app, ["keys", "create", "--name", "reporting", "--database-url", store.url])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("lmsg_") and "shown once" in created.stderr
+    project = store.container.tenancy.authenticate(key)
+    assert project is not None
+
+    listed = runner.invoke(app, ["keys", "list", "--project", project, "--database-url", store.url])
+    assert listed.exit_code == 0 and "reporting" in listed.stdout and key[:12] in listed.stdout
+    assert key not in listed.stdout
+    key_id = next(k.id for k in store.container.tenancy.list_keys(project) if k.name == "reporting")
+
+    revoked = runner.invoke(app, ["keys", "revoke", key_id, "--database-url", store.url])
+    assert revoked.exit_code == 0 and "revoked" in revoked.stderr
+    assert store.container.tenancy.authenticate(key) is None
+    assert "already revoked" in runner.invoke(app, ["keys", "revoke", key_id, "--database-url", store.url]).stderr
+
+    missing = runner.invoke(app, ["keys", "revoke", "nope", "--database-url", store.url])
+    assert missing.exit_code == 1 and "no API key with id 'nope'" in missing.stderr
+
+
+def test_mistakes_get_one_readable_line_and_an_exit_code(store: Store, tmp_path: Path) -> None:
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, result.stderr
+
+    code, err = invoke("completions", "import", str(tmp_path / "missing.csv"), "--database-url", store.url)
+    assert code == 1 and "no such file" in err
+    odd = tmp_path / "odd.csv"
+    odd.write_text("user_id,learning_object_external_reference,completed,score\nu,c,2024-01-01T00:00:00Z,1\n")
+    code, err = invoke("completions", "import", str(odd), "--database-url", store.url)
+    assert code == 1 and "completed, score" in err and "--column" in err
+    code, err = invoke("completions", "import", str(odd), "--column", "completed_at", "--database-url", store.url)
+    assert code == 2 and "FIELD=COLUMN" in err
+    code, err = invoke("completions", "import", str(odd), "--column", "completed_at=completed",
+                       "--column", "score.percentage=score", "--database-url", store.url)
+    assert code == 0, err
+    (tmp_path / "x.txt").write_text("a")
+    code, err = invoke("completions", "import", str(tmp_path / "x.txt"), "--database-url", store.url)
+    assert code == 1 and "--format" in err
+    ok = write_csv(tmp_path / "ok.csv", 3)
+    code, err = invoke("completions", "import", str(ok), "--database-url", "postgresql://nobody:s3cret@127.0.0.1:1/none")
+    assert code == 1 and "cannot open the database" in err and "s3cret" not in err
+    code, err = invoke("completions", "import", str(ok), "--account-id", "nope", "--database-url", store.url)
+    assert code == 1 and "no linked account 'nope'" in err
+    code, err = invoke("completions", "import", str(ok), "--state", str(tmp_path / "no" / "dir" / "s.json"),
+                       "--database-url", store.url)
+    assert code == 1 and "No such file or directory" in err
+    ghost = store.container.tenancy.create_account(store.container.tenancy.first_project(), "ghost-lms").id
+    code, err = invoke("completions", "import", str(ok), "--account-id", ghost, "--database-url", store.url)
+    assert code == 1 and "ghost-lms" in err and "501" in err
+    code, err = invoke("completions", "export", "--updated-after", "last week", "--database-url", store.url)
+    assert code == 2 and "--updated-after" in err
+

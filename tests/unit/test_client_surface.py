@@ -1,0 +1,181 @@
+"""The Python SDK's public surface, its generated sync half, its error tree and retry rules."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime as http_date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lmsgate import client
+from lmsgate.client import (
+    APIStatusError,
+    AsyncClient,
+    AsyncLms,
+    BadGatewayError,
+    BadRequestError,
+    Client,
+    ConflictError,
+    ForbiddenError,
+    InternalServerError,
+    InvalidRequestError,
+    Lms,
+    LmsClientError,
+    NotFoundError,
+    NotImplementedByProviderError,
+    PreconditionFailedError,
+    RateLimitedError,
+    RequestTimedOutError,
+    Retry,
+    ServerError,
+    UnauthorizedError,
+    UnprocessableEntityError,
+)
+from lmsgate.client._request import status_error
+from lmsgate.http import parse_retry_after
+
+PUBLIC = [
+    "APIStatusError", "Accepted", "AsyncClient", "AsyncLms", "BadGatewayError", "BadRequestError", "Client",
+    "ClientTimeoutError", "ConflictError", "DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "ForbiddenError",
+    "InternalServerError", "InvalidRequestError", "Lms", "LmsClientError", "NotFoundError",
+    "NotImplementedByProviderError", "PreconditionFailedError", "RateLimitedError", "RequestTimedOutError",
+    "ResponseValidationError", "Retry", "ServerError", "TransportError", "UnauthorizedError",
+    "UnprocessableEntityError",
+]
+"""Changing the public surface is a decision: update this list in the same change, on purpose."""
+
+OPERATIONS = {
+    "batch_upsert_content", "create_user_assignment", "create_user_completion", "delete_user_completion",
+    "get_assignment", "get_category", "get_completion", "get_content", "get_course", "get_skill", "get_user",
+    "get_user_assignment", "get_user_completion", "list_assignments", "list_categories", "list_completions",
+    "list_content", "list_courses", "list_skills", "list_user_assignments", "list_user_completions",
+    "list_users", "update_content", "upsert_content",
+}
+"""The 24 operations of StackOne's SDK 4.28.0 (23 in 4.34.1, which dropped updateContent)."""
+EXTENSIONS = {"upsert_course", "upsert_user"}
+
+
+def test_public_surface_is_explicit_and_sorted() -> None:
+    assert client.__all__ == sorted(client.__all__)
+    assert client.__all__ == PUBLIC
+    for name in client.__all__:
+        assert hasattr(client, name), name
+
+
+def test_every_operation_of_the_official_sdk_is_a_method_with_an_iterator_per_list() -> None:
+    methods = {m for m in dir(Lms) if not m.startswith("_")}
+    lists = {m for m in OPERATIONS if m.startswith("list_")}
+    assert len(lists) == 9
+    assert methods == OPERATIONS | EXTENSIONS | {m.replace("list_", "iter_", 1) for m in lists}
+    for name in methods:
+        assert inspect.getdoc(getattr(Lms, name)), f"{name} has no docstring"
+
+
+def test_sync_client_is_generated_from_the_async_one_and_up_to_date() -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "unasync.py"
+    spec = importlib.util.spec_from_file_location("unasync", script)
+    assert spec and spec.loader
+    unasync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(unasync)
+    assert unasync.main(["--check"]) == 0, "run: python scripts/unasync.py"
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS | EXTENSIONS))
+def test_sync_and_async_operations_take_the_same_parameters(name: str) -> None:
+    sync, asynchronous = inspect.signature(getattr(Lms, name)), inspect.signature(getattr(AsyncLms, name))
+    assert list(sync.parameters) == list(asynchronous.parameters)
+    assert inspect.iscoroutinefunction(getattr(AsyncLms, name))
+    assert not inspect.iscoroutinefunction(getattr(Lms, name))
+
+
+def _response(status: int, json: object = None, headers: dict[str, str] | None = None, text: str | None = None,
+              ) -> httpx.Response:
+    request = httpx.Request("GET", "http://lms.test/unified/lms/completions")
+    if text is not None:
+        return httpx.Response(status, text=text, headers=headers, request=request)
+    return httpx.Response(status, json=json, headers=headers, request=request)
+
+
+@pytest.mark.parametrize(("status", "cls"), [
+    (400, BadRequestError), (401, UnauthorizedError), (403, ForbiddenError), (404, NotFoundError),
+    (408, RequestTimedOutError), (409, ConflictError), (412, PreconditionFailedError),
+    (422, UnprocessableEntityError), (429, RateLimitedError), (500, InternalServerError),
+    (501, NotImplementedByProviderError), (502, BadGatewayError), (503, ServerError), (418, APIStatusError),
+])
+def test_each_documented_status_has_its_exception(status: int, cls: type[APIStatusError]) -> None:
+    body = {"statusCode": status, "message": "what went wrong", "timestamp": "2024-01-01T00:00:00.000Z",
+            "provider_errors": [{"status": 503, "url": "https://lms.example/api", "raw": {"error": "down"}}]}
+    exc = status_error(_response(status, body))
+    assert type(exc) is cls
+    assert isinstance(exc, APIStatusError) and isinstance(exc, LmsClientError)
+    assert exc.status_code == status and exc.message == "what went wrong"
+    assert exc.body is not None and exc.body.statusCode == status
+    assert [p.url for p in exc.provider_errors] == ["https://lms.example/api"]
+    assert str(exc) == f"{status} what went wrong"
+
+
+def test_the_5xx_errors_are_server_errors() -> None:
+    for cls in (InternalServerError, NotImplementedByProviderError, BadGatewayError):
+        assert issubclass(cls, ServerError)
+    assert not issubclass(RequestTimedOutError, ServerError)
+
+
+def test_an_error_answer_that_is_not_stackones_body_still_raises_by_status() -> None:
+    exc = status_error(_response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}))
+    assert type(exc) is BadGatewayError and exc.body is None and exc.provider_errors == []
+    assert "bad gateway" in exc.message
+
+
+def test_rate_limited_error_carries_the_wait() -> None:
+    exc = status_error(_response(429, {"statusCode": 429, "message": "slow down",
+                                       "timestamp": "2024-01-01T00:00:00Z"}, {"Retry-After": "7"}))
+    assert isinstance(exc, RateLimitedError) and exc.retry_after == 7
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("3", now) == 3
+    assert parse_retry_after(" 0 ", now) == 0
+    assert parse_retry_after(http_date(now + timedelta(seconds=42), usegmt=True), now) == 42
+    assert parse_retry_after(http_date(now - timedelta(hours=1), usegmt=True), now) == 0
+    assert parse_retry_after("Wed, 01 May 2024 12:00:05 GMT", now) == 5
+    for bad in (None, "", "soon", "-5", "nan", "inf"):
+        assert parse_retry_after(bad, now) is None, bad
+
+
+def test_retry_policy_waits_as_told_and_gives_up() -> None:
+    policy = Retry(max_retries=2, max_elapsed=10, jitter=0)
+    assert policy.wait_after(_response(429, {}, {"Retry-After": "2"}), 0, 0.0) == 2
+    assert policy.wait_after(_response(408, {}), 0, 0.0) == 0.5  # no Retry-After: backoff
+    assert policy.wait_after(_response(408, {}), 1, 0.0) == 1.0
+    assert policy.wait_after(_response(429, {}, {"Retry-After": "2"}), 2, 0.0) is None  # retries used up
+    assert policy.wait_after(_response(429, {}, {"Retry-After": "20"}), 0, 0.0) is None  # past max_elapsed
+    assert policy.wait_after(_response(500, {}), 0, 0.0) is None  # not a retried status
+    request = httpx.Request("GET", "http://lms.test/")
+    assert policy.wait_after_error(httpx.ConnectError("refused", request=request), 0, 0.0) == 0.5
+    assert policy.wait_after_error(httpx.ReadTimeout("slow", request=request), 0, 0.0) is None
+    assert Retry.none().wait_after(_response(429, {}, {"Retry-After": "1"}), 0, 0.0) is None
+
+
+def test_a_bad_body_or_no_account_fails_before_anything_is_sent() -> None:
+    # Port 9 (discard) is never listened on here: reaching the network would fail differently.
+    with Client("key", server_url="http://127.0.0.1:9", retry=Retry.none()) as c:
+        with pytest.raises(InvalidRequestError, match="account_id"):
+            c.lms.list_completions()
+        with pytest.raises(InvalidRequestError, match="time_spent") as caught:
+            c.lms.create_user_completion("u1", {"learning_object_external_reference": "c", "time_spent": "PT1X"},
+                                         account_id="a1")
+        assert isinstance(caught.value, ValueError) and caught.value.errors
+        with pytest.raises(InvalidRequestError, match="path parameter"):
+            c.lms.get_completion("", account_id="a1")
+
+
+def test_public_classes_present_themselves_as_lmsgate_client() -> None:
+    for cls in (Client, AsyncClient, Lms, NotFoundError, Retry):
+        assert cls.__module__ == "lmsgate.client"
+    assert "lmsgate.client._lms_sync" in sys.modules

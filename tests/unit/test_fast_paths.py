@@ -1,0 +1,102 @@
+"""Hot paths rewritten for speed must answer exactly what the plain versions answered."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from lmsgate.ids import encode, new_id
+from lmsgate.schema.common import find_nul
+from lmsgate.schema.types import Duration
+from lmsgate.store import tables as t
+from lmsgate.store.bulk import bind_processor
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _encode_by_division(value: int) -> str:
+    out = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        out.append(_ALPHABET[rem])
+    return "".join(reversed(out))
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_id_encoding_is_plain_base32(value: int) -> None:
+    assert encode(value) == _encode_by_division(value)
+
+
+def test_ids_are_26_characters_and_sort_by_time() -> None:
+    first = new_id()
+    assert re.fullmatch(r"[0-9a-hjkmnp-tv-z]{26}", first)
+    assert int(_ALPHABET.index(first[0])) <= 7  # 128 bits in 130: the top character is small
+
+
+def _walk(value: Any, path: str = "") -> str | None:
+    """The definition: the path of the first string or key holding a NUL."""
+    if isinstance(value, str):
+        return (path or "<value>") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return sub
+            found = _walk(item, sub)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _walk(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+texts = st.text(alphabet=st.sampled_from(["a", "\x00", "\\", "u", "0", "é"]), max_size=8)
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts | st.integers(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_like)
+@settings(max_examples=400)
+def test_finding_nul_characters_agrees_with_the_definition(value: Any) -> None:
+    assert find_nul(value) == _walk(value)
+
+
+@given(st.sampled_from(["PT1H30M", "P1Y2M3DT4H5M6.5S", "PT90M", "P0D", "PT0.000001S", "P1.5Y", "PT1X", "P",
+                        "pt1h", " PT1H ", "P0.5M", "PT1.5H30M"]))
+def test_parsed_durations_are_shared_but_equal_to_a_fresh_parse(text: str) -> None:
+    try:
+        fresh = Duration._parse(text)
+    except ValueError as exc:
+        fresh_error = str(exc)
+        try:
+            Duration.parse(text)
+        except ValueError as cached_exc:
+            assert str(cached_exc) == fresh_error
+        else:
+            raise AssertionError(f"{text!r} parsed from the cache but not fresh")
+    else:
+        assert Duration.parse(text) == fresh and Duration.parse(text).isoformat() == fresh.isoformat()
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]))
+@settings(max_examples=400)
+def test_sqlite_datetimes_are_bound_as_sqlalchemy_binds_them(value: datetime, tz: timezone | None) -> None:
+    dialect = sqlite.dialect()
+    column = t.completions.c.completed_at
+    plain = column.type.dialect_impl(dialect).bind_processor(dialect)
+    fast = bind_processor(column, dialect)
+    assert fast is not plain
+    value = value.replace(tzinfo=tz)
+    assert fast(value) == plain(value)
