@@ -166,6 +166,19 @@ class Idempotency:
                 return {"type": "http.request", "body": body, "more_body": False}
             return {"type": "http.disconnect"}
 
+        settled = False
+
+        async def settle() -> None:
+            """Record the answer (or free the key) *before* the client can see it, so a retry
+            that follows the answer finds the key finished, never still in flight."""
+            nonlocal settled
+            settled = True
+            if status is not None and complete and status < 500 and status not in NOT_KEPT:
+                data = b"".join(chunks)
+                await anyio.to_thread.run_sync(lambda: self.store.finish(project, key, status, kept, data))
+            else:
+                await anyio.to_thread.run_sync(self.store.release, project, key)
+
         async def capture(message: Message) -> None:
             nonlocal status, complete
             if message["type"] == "http.response.start":
@@ -175,18 +188,18 @@ class Idempotency:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 complete = not message.get("more_body", False)
+                if complete and not settled:
+                    await settle()
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
-            await anyio.to_thread.run_sync(self.store.release, project, key)
+            if not settled:
+                await anyio.to_thread.run_sync(self.store.release, project, key)
             raise
-        if status is not None and complete and status < 500 and status not in NOT_KEPT:
-            data = b"".join(chunks)
-            await anyio.to_thread.run_sync(lambda: self.store.finish(project, key, status, kept, data))
-        else:
-            await anyio.to_thread.run_sync(self.store.release, project, key)
+        if not settled:
+            await settle()
 
 
 async def _read_body(receive: Receive) -> bytes:
