@@ -16,4 +16,12 @@ if [ -f tests/compat/package-lock.json ]; then
     echo "npm not found: the official-SDK compatibility tests need Node.js 20+ and npm" >&2
   fi
 fi
+# The xAPI connector is tested against a real Ralph LRS, which pins FastAPI/uvicorn versions that
+# clash with lmsgate's: it lives in its own virtualenv, created once.
+if [ ! -x .venv-ralph/bin/ralph ]; then
+  rm -rf .venv-ralph
+  "$PYTHON" -m venv .venv-ralph
+  .venv-ralph/bin/python -m pip install --quiet --upgrade pip
+  .venv-ralph/bin/python -m pip install --quiet 'ralph-malph[cli,lrs]>=5.1,<6' 'requests>=2.31,<3'
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from lmsgate.api.app import create_app
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.settings import Settings
-from support import Tenant
+from support import shared_vault_key_file, Tenant
 
 PG_URL = os.environ.get("LMSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LMSGATE_REQUIRE_POSTGRES") == "1"
@@ -68,8 +68,14 @@ def db_url(request: pytest.FixtureRequest, backend: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def container(db_url: str) -> Container:
-    return bootstrap(Settings(database_url=db_url, max_body_bytes=256 * 1024))
+def container(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Container:
+    # The vault key file goes to a temporary directory, and the provider simulators and the
+    # test LRS listen on 127.0.0.1, which the SSRF guard refuses unless allowed.
+    return bootstrap(Settings(
+        database_url=db_url, max_body_bytes=256 * 1024,
+        vault_key_file=shared_vault_key_file(),
+        outbound_allow_networks=["127.0.0.1/32"],
+    ))
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +91,23 @@ def make_tenant(client: TestClient, container: Container) -> Tenant:
     return Tenant(client=client, container=container, project_id=project, account_id=account, api_key=key)
 
 
+@pytest.fixture(scope="session")
+def framework_client(container: Container) -> Iterator[TestClient]:
+    """The app without the completion fast path: every request goes through FastAPI."""
+    with TestClient(create_app(container, fast_path=False), raise_server_exceptions=False) as client:
+        yield client
+
+
 @pytest.fixture
 def tenant(app_client: TestClient, container: Container) -> Tenant:
     return make_tenant(app_client, container)
+
+
+@pytest.fixture(params=["fast-path", "framework"])
+def any_path_tenant(request: pytest.FixtureRequest, container: Container) -> Tenant:
+    """A tenant whose requests go through the fast path, then through FastAPI alone."""
+    name = "app_client" if request.param == "fast-path" else "framework_client"
+    return make_tenant(request.getfixturevalue(name), container)
 
 
 @pytest.fixture

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import base64
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,3 +79,72 @@ def assert_stackone_error(resp: httpx.Response, status: int, *mentions: str) -> 
     for mention in mentions:
         assert mention in body["message"], (mention, body["message"])
     return body
+
+
+LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(cwd: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, list[str]]]:
+    """Run ``lmsgate serve`` on a free port in ``cwd``; yields (base URL, output lines holder).
+
+    Inherited ``LMSGATE_*`` variables are dropped so the test controls the configuration.
+    The server's output is appended to the list when it stops. It goes to a file meanwhile:
+    a pipe nobody reads would fill up with access-log lines and stall the server.
+    """
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
+    proc = subprocess.Popen(
+        [*LMSGATE, "serve", "--port", str(port), *args], cwd=cwd, env={**inherited, **env},
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+
+    def logged() -> str:
+        log.seek(0)
+        return log.read()
+
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    raise AssertionError(logged() or "server died") from None
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not start within 30 s")
+        yield base, output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        output.append(logged())
+        log.close()
+
+
+_VAULT_DIR: str | None = None
+
+
+def shared_vault_key_file() -> str:
+    """One vault key file for every container a test process builds.
+
+    Containers on the same database run delivery workers that pick up any account's
+    deliveries; with different vault keys they could not open each other's credentials, as
+    separate servers of one deployment, sharing a key, never are.
+    """
+    global _VAULT_DIR
+    if _VAULT_DIR is None:
+        import tempfile
+
+        _VAULT_DIR = tempfile.mkdtemp(prefix="lmsgate-test-vault-")
+    return f"{_VAULT_DIR}/vault.key"

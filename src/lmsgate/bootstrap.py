@@ -6,15 +6,24 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from lmsgate import __version__
+from lmsgate.connectors.linking import linked_config, provider_session
 from lmsgate.connectors.local import LocalConnector
 from lmsgate.connectors.registry import ConnectorRegistry
-from lmsgate.service.accounts import AccountResolver
+from lmsgate.connectors.xapi import XAPI_SPEC, XapiConnector
+from lmsgate.http import AddressGuard, HttpSettings, OutboundHttp, RetryPolicy, install_log_redaction
+from lmsgate.service.accounts import AccountResolver, LinkedAccounts
+from lmsgate.service.deliveries import DeliveryService
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import Settings
 from lmsgate.store.db import create_db_engine, upgrade
+from lmsgate.store.deliveries import DeliveryStore
+from lmsgate.store.idempotency import IdempotencyStore
 from lmsgate.store.pagination import CursorCodec
 from lmsgate.store.records import LmsStore
-from lmsgate.store.tenancy import Tenancy
+from lmsgate.store.request_logs import RequestLogStore
+from lmsgate.store.tenancy import Account, Tenancy
+from lmsgate.vault import Vault, vault_for
 
 
 @dataclass
@@ -27,6 +36,12 @@ class Container:
     service: LmsService
     resolver: AccountResolver
     cursors: CursorCodec
+    vault: Vault
+    outbound: OutboundHttp
+    accounts: LinkedAccounts
+    request_logs: RequestLogStore
+    deliveries: DeliveryService
+    idempotency: IdempotencyStore
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Container:
@@ -37,14 +52,45 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     tenancy = Tenancy(engine)
     store = LmsStore(engine)
     registry = ConnectorRegistry()
-    registry.register("local", lambda _account: LocalConnector(store), shared=True)
+    registry.register(LocalConnector, lambda _account: LocalConnector(store), shared=True)
+    vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
+                      settings.vault_key_file, settings.database_url)
+    outbound = OutboundHttp(outbound_settings(settings))
+    install_log_redaction()
+
+    def xapi(account: Account) -> XapiConnector:
+        linked = linked_config(vault, account)
+        session = provider_session(outbound, account, XAPI_SPEC, linked,
+                                   XapiConnector.default_headers(linked.config))
+        return XapiConnector(account, linked, session)
+
+    registry.register(XapiConnector, xapi)
+    deliveries = DeliveryService(DeliveryStore(engine), settings)
     return Container(
         settings=settings,
         engine=engine,
         tenancy=tenancy,
         store=store,
         registry=registry,
-        service=LmsService(registry),
+        service=LmsService(registry, deliveries),
         resolver=AccountResolver(tenancy),
         cursors=CursorCodec(tenancy.instance_secret("cursor_secret")),
+        vault=vault,
+        outbound=outbound,
+        accounts=LinkedAccounts(tenancy, registry, vault, outbound),
+        request_logs=RequestLogStore(engine),
+        deliveries=deliveries,
+        idempotency=IdempotencyStore(engine),
+    )
+
+
+def outbound_settings(settings: Settings) -> HttpSettings:
+    return HttpSettings(
+        connect_timeout=settings.outbound_connect_timeout_seconds,
+        read_timeout=settings.outbound_read_timeout_seconds,
+        retry=RetryPolicy(max_retries=settings.outbound_max_retries,
+                          lifetime=settings.outbound_request_lifetime_seconds,
+                          base=settings.outbound_backoff_base_seconds),
+        guard=AddressGuard.allowing(settings.outbound_allow_networks),
+        user_agent=f"lmsgate/{__version__}",
     )

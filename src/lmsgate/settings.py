@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000
@@ -23,4 +25,128 @@ class Settings(BaseSettings):
     )
     account_id: str | None = Field(default=None, description="Pin the id of the first local account.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted.")
+    rate_limit_per_minute: int = Field(
+        default=1000, ge=0,
+        description="Requests per minute allowed to each API key (StackOne's limit); 0 turns the limit off.",
+    )
+    heartbeat_after_seconds: float = Field(
+        default=5.0, gt=0,
+        description="With `Prefer: heartbeat`, how long a request may run before its status is sent "
+        "and newline heartbeats start.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between two newline heartbeats."
+    )
     log_level: str = "info"
+
+    # Hardening (issue 8): shared rate limits, limits on requests, logs and metrics.
+    rate_limit_store: Literal["auto", "memory", "database"] = Field(
+        default="auto",
+        description="Where rate-limit counts live: `database` shares them between API processes on one "
+        "database, `memory` keeps them in this process. `auto`: database on PostgreSQL, memory on SQLite.",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=0,
+        description="Failed authentications allowed per client address and minute, then 429 for that "
+        "address; 0 turns the limit off.",
+    )
+    max_url_bytes: int = Field(default=8192, ge=256, description="Longest path plus query string accepted.")
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="Largest total size of the request headers (names and values)."
+    )
+    max_header_count: int = Field(default=100, ge=10, description="Most request headers accepted.")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`json`: one JSON object per line (for log shippers); `text`: for people."
+    )
+    request_logs: bool = Field(default=True, description="Record API calls for GET /requests/logs.")
+    request_log_retention_days: float = Field(
+        default=30.0, gt=0, description="Request logs older than this are deleted."
+    )
+    request_log_body_bytes: int = Field(
+        default=16384, ge=0,
+        description="Request and response bodies kept in request logs are cut at this size, secrets "
+        "masked; 0 keeps no bodies.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
+    )
+
+    # Linked accounts: the credential vault and the outbound HTTP policy (lmsgate.vault, lmsgate.http).
+    vault_key: SecretStr | None = Field(
+        default=None,
+        description="Vault key(s): 32 bytes in URL-safe base64; several comma-separated, newest "
+        "first, during a rotation. Without it, the key file is used.",
+    )
+    vault_key_file: str | None = Field(
+        default=None,
+        description="Vault key file, created with mode 0600 on first use. Default: vault.key beside "
+        "the SQLite database, or .lmsgate/vault.key.",
+    )
+    outbound_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated networks lmsgate may call although they are private or loopback "
+        "(e.g. 127.0.0.1/32 for a local test LRS). Empty: only public addresses.",
+    )
+    outbound_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    outbound_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    outbound_request_lifetime_seconds: float = Field(
+        default=60.0, gt=0,
+        description="Time one API request may spend on provider calls, retries included; then 408.",
+    )
+    outbound_max_retries: int = Field(default=5, ge=0, description="Provider retries per API request.")
+    outbound_backoff_base_seconds: float = Field(
+        default=0.5, gt=0, description="First retry wait without Retry-After; doubles each retry."
+    )
+
+    # Reliable write-back (issue 6): Idempotency-Key, Prefer: respond-async and the delivery workers.
+    idempotency_key_ttl_seconds: float = Field(
+        default=86400.0, gt=0,
+        description="How long an Idempotency-Key is remembered: a retry within this time gets the first "
+        "answer replayed.",
+    )
+    idempotency_lock_seconds: float = Field(
+        default=300.0, gt=0,
+        description="A request holding an Idempotency-Key that has not answered after this long is taken "
+        "for dead (its process stopped); the key may then be used again.",
+    )
+    delivery_in_process_worker: bool = Field(
+        default=True,
+        description="`lmsgate serve` also delivers asynchronous writes. Turn it off on API processes when "
+        "`lmsgate worker` processes do the delivering (PostgreSQL).",
+    )
+    delivery_max_attempts: int = Field(default=30, ge=1, description="Attempts before a delivery is dead-lettered.")
+    delivery_max_age_seconds: float = Field(
+        default=3 * 86400.0, gt=0, description="Age after which a delivery that still fails is dead-lettered."
+    )
+    delivery_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="First wait before retrying a delivery; doubles with each attempt."
+    )
+    delivery_backoff_cap_seconds: float = Field(default=1800.0, gt=0, description="Longest wait between attempts.")
+    delivery_pause_cap_seconds: float = Field(
+        default=300.0, gt=0,
+        description="Longest pause of an account's deliveries after provider failures in a row (a provider "
+        "Retry-After can ask for more).",
+    )
+    delivery_account_concurrency: int = Field(
+        default=8, ge=1, description="Default for each account: provider calls in flight at once, all workers together."
+    )
+    delivery_account_rate_per_second: float = Field(
+        default=0.0, ge=0, description="Default for each account: provider calls per second, all workers "
+        "together; 0 for no limit.",
+    )
+    delivery_attempt_seconds: float = Field(
+        default=30.0, gt=0, description="Time one delivery attempt may spend on provider calls."
+    )
+    worker_concurrency: int = Field(default=16, ge=1, description="Accounts one worker delivers for at once.")
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0, description="How often a worker says it is alive.")
+    worker_stalled_after_seconds: float = Field(
+        default=30.0, gt=0,
+        description="A worker silent this long is taken for dead; its accounts' deliveries are resumed by others.",
+    )
+
+    @field_validator("outbound_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

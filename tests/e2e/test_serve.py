@@ -2,57 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from support import SEED_COMPLETION, basic
-
-LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(cwd: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
-    proc = subprocess.Popen(
-        [*LMSGATE, "serve", "--port", str(port), *args], cwd=cwd, env={**inherited, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stdout.read() if proc.stdout else "server died") from None
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not start within 30 s")
-        yield base, output
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-        output.append(out)
-
+from support import SEED_COMPLETION, basic, serving
 
 def test_first_run_creates_key_and_account_and_they_work(tmp_path: Path) -> None:
     with serving(tmp_path, {}) as (_base, output):

@@ -145,3 +145,18 @@ def test_nul_characters_are_refused_on_every_backend(tenant: Tenant, path: str, 
     assert_stackone_error(tenant.post(path, json=body), 400, field, "NUL")
     assert tenant.get("/unified/lms/completions", params={"filter[updated_after]": "2000-01-01T00:00:00Z",
                                                           "fields": "id\x00"}).status_code == 400
+
+
+@pytest.fixture
+def tenant(any_path_tenant: Tenant) -> Tenant:
+    """Every test here runs through the completion fast path and through FastAPI alone."""
+    return any_path_tenant
+
+
+def test_huge_integers_in_passthrough_are_kept_exactly(tenant: Tenant) -> None:
+    """Regression: orjson refuses integers beyond 64 bits; storing one must not be a 500."""
+    big = 123456789012345678901234567890
+    body = {**SEED_COMPLETION, "passthrough": {"n": big, "m": -big}}
+    cid = tenant.post(PATH, json=body).json()["data"]["id"]
+    raw = tenant.get(f"/unified/lms/completions/{cid}", params={"raw": "true"}).json()["raw"]
+    assert raw[0]["response"]["passthrough"] == {"n": big, "m": -big}

@@ -18,7 +18,7 @@ from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.errors import BadRequest
 from lmsgate.settings import Settings
 from simulators.lrs import LrsSimulator
-from support import SEED_COMPLETION, Tenant, assert_stackone_error
+from support import shared_vault_key_file, SEED_COMPLETION, Tenant, assert_stackone_error
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -234,7 +234,7 @@ def test_parse_key() -> None:
 @pytest.fixture(scope="module")
 def short_lifetime(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     container: Container = bootstrap(Settings(
-        database_url=db_url, vault_key_file=str(tmp_path_factory.mktemp("vault") / "vault.key"),
+        database_url=db_url, vault_key_file=shared_vault_key_file(),
         outbound_allow_networks=["127.0.0.1/32"], outbound_request_lifetime_seconds=1.0,
         outbound_backoff_base_seconds=0.05, outbound_connect_timeout_seconds=0.5,
         delivery_backoff_base_seconds=0.1, delivery_pause_cap_seconds=0.3,

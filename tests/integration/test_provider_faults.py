@@ -26,7 +26,7 @@ from lmsgate.api.app import create_app
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.settings import Settings
 from simulators.provider import ProviderSimulator, delay, not_json, reset, status
-from support import Tenant, assert_stackone_error
+from support import shared_vault_key_file, Tenant, assert_stackone_error
 
 LIFETIME = 3.0
 
@@ -34,7 +34,7 @@ LIFETIME = 3.0
 @pytest.fixture(scope="module")
 def fault_container(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Container:
     return bootstrap(Settings(
-        database_url=db_url, vault_key_file=str(tmp_path_factory.mktemp("vault") / "vault.key"),
+        database_url=db_url, vault_key_file=shared_vault_key_file(),
         outbound_allow_networks=["127.0.0.1/32"], outbound_request_lifetime_seconds=LIFETIME,
         outbound_backoff_base_seconds=0.05, outbound_read_timeout_seconds=2.0,
     ))

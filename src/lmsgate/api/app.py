@@ -2,30 +2,95 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from lmsgate import __version__
 from lmsgate.api import errors, openapi
-from lmsgate.api.limits import BodySizeLimit
-from lmsgate.api.routers import assignments, completions, content, courses, taxonomy, users
+from lmsgate.api.fastpath import CompletionFastPath
+from lmsgate.api.heartbeat import Heartbeat
+from lmsgate.api.idempotency import Idempotency
+from lmsgate.api.limits import BodySizeLimit, RequestHeadLimits
+from lmsgate.api.metrics import Metrics
+from lmsgate.api.observe import Observe, RequestLogWriter, install_provider_tap
+from lmsgate.api.ratelimit import RateLimit, make_buckets
+from lmsgate.api.routers import (
+    accounts,
+    assignments,
+    deliveries,
+    completions,
+    content,
+    courses,
+    request_logs,
+    system,
+    taxonomy,
+    users,
+)
 from lmsgate.bootstrap import Container, bootstrap
 
 
-def create_app(container: Container | None = None) -> FastAPI:
+@asynccontextmanager
+async def delivery_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background delivery runs as long as the app serves (``lmsgate.delivery.runtime``)."""
+    from lmsgate.delivery.runtime import DeliveryRuntime
+
+    container: Container = app.state.container
+    runtime = DeliveryRuntime(container, deliver=container.settings.delivery_in_process_worker)
+    await runtime.start()
+    try:
+        yield
+    finally:
+        await runtime.stop()
+
+
+def create_app(container: Container | None = None, *, fast_path: bool = True) -> FastAPI:
+    """Build the app. ``fast_path=False`` serves completions through FastAPI only (for tests
+    that prove both paths behave the same)."""
     container = container or bootstrap()
     app = FastAPI(
         title="lmsgate", version=__version__, docs_url="/docs", redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url="/openapi.json", lifespan=delivery_lifespan,
     )
     app.state.container = container
-    for module in (completions, assignments, content, courses, users, taxonomy):
+    for module in (completions, assignments, content, courses, users, taxonomy, accounts, request_logs, system,
+                   deliveries):
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    # Starlette runs the middleware added last first: observation (request id, metrics, logs),
+    # the heartbeat, the URL and header limits, the rate limits, the body size limit, Idempotency-Key
+    # (api/idempotency.py), then the completion fast path (api/fastpath.py). Observation sits
+    # outside everything so that every answer, refusals included, carries its x-request-id and is
+    # counted; the heartbeat sits outside the refusals so even a refusal says Preference-Applied.
+    settings = container.settings
+    metrics = Metrics()
+    app.state.metrics = metrics
+    install_provider_tap(metrics)
+    writer = None
+    if settings.request_logs:
+        writer = RequestLogWriter(container.request_logs, retention_days=settings.request_log_retention_days,
+                                  body_bytes=settings.request_log_body_bytes)
+        metrics.track_pending(lambda: writer.pending)
+    app.state.request_log_writer = writer
+    if fast_path:
+        app.add_middleware(CompletionFastPath, container=container)
+    app.add_middleware(Idempotency, store=container.idempotency, resolver=container.resolver, settings=settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_per_minute or settings.auth_failures_per_minute:
+        per_key, per_address = settings.rate_limit_per_minute, settings.auth_failures_per_minute
+        app.add_middleware(
+            RateLimit, per_minute=per_key, failures_per_minute=per_address,
+            keys=make_buckets(settings.rate_limit_store, container.engine, per_key, "key") if per_key else None,
+            addresses=make_buckets(settings.rate_limit_store, container.engine, per_address, "address")
+            if per_address else None,
+            on_refusal=lambda reason: metrics.rate_limited.labels(reason).inc(),
+        )
+    app.add_middleware(RequestHeadLimits, max_url_bytes=settings.max_url_bytes,
+                       max_header_bytes=settings.max_header_bytes, max_header_count=settings.max_header_count)
+    app.add_middleware(Heartbeat, after=settings.heartbeat_after_seconds,
+                       interval=settings.heartbeat_interval_seconds)
+    app.add_middleware(Observe, routes=app.routes, metrics=metrics, writer=writer)
     return app

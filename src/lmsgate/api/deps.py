@@ -8,11 +8,16 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from lmsgate.api.observe import note_caller
 from lmsgate.api.params import common_params
+from lmsgate.api.prefer import RESPOND_ASYNC, prefers
 from lmsgate.bootstrap import Container
 from lmsgate.connectors.base import CallContext
 from lmsgate.errors import BadRequest, Unauthorized
 from lmsgate.schema.common import find_nul
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(slots=True)
@@ -52,7 +57,9 @@ def basic_username(header: str | None) -> str | None:
 
 def project_id(request: Request) -> str:
     c = container(request)
-    return c.resolver.project_for_key(api_key_from(request))
+    project = c.resolver.project_for_key(api_key_from(request))
+    note_caller(project)
+    return project
 
 
 def _refuse_nul(request: Request) -> None:
@@ -64,11 +71,14 @@ def _refuse_nul(request: Request) -> None:
 def lms_call(request: Request) -> Call:
     c = container(request)
     project = c.resolver.project_for_key(api_key_from(request))
+    note_caller(project)
     account = c.resolver.account(project, request.headers.get("x-account-id"))
+    note_caller(project, account)
     _refuse_nul(request)
     common = common_params(request.query_params)
+    respond_async = request.method in _WRITES and prefers(request.headers.getlist("prefer"), RESPOND_ASYNC)
     return Call(
-        ctx=CallContext(account=account, want_raw=common.raw, proxy=common.proxy),
+        ctx=CallContext(account=account, want_raw=common.raw, proxy=common.proxy, respond_async=respond_async),
         fields=common.fields,
         container=c,
     )

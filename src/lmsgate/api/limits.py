@@ -60,3 +60,47 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._reject(send)
+
+
+class RequestHeadLimits:
+    """Refuse over-long URLs (414) and oversized or too many headers (431) before any parsing.
+
+    Each limit answers in StackOne's error shape and names what was too large. The HTTP
+    server's own parser stops heads larger than its buffer earlier, with a bare 400; lmsgate's
+    defaults sit below that (see ``docs/security.md``).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_url_bytes: int, max_header_bytes: int, max_header_count: int) -> None:
+        self.app = app
+        self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        url_bytes = len(raw_path) + len(scope.get("query_string", b""))
+        if url_bytes > self.max_url_bytes:
+            await _refuse(send, 414, f"url: the path and query string are {url_bytes} bytes long; "
+                                     f"the limit is {self.max_url_bytes}")
+            return
+        headers = scope.get("headers", [])
+        if len(headers) > self.max_header_count:
+            await _refuse(send, 431, f"headers: {len(headers)} headers sent; the limit is {self.max_header_count}")
+            return
+        size = sum(len(name) + len(value) for name, value in headers)
+        if size > self.max_header_bytes:
+            largest = max(headers, key=lambda h: len(h[0]) + len(h[1]))[0].decode("latin-1")
+            await _refuse(send, 431, f"headers: {size} bytes of headers sent (the largest is {largest}); "
+                                     f"the limit is {self.max_header_bytes}")
+            return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = orjson.dumps(error_body(status, message))
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

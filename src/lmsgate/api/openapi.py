@@ -23,6 +23,28 @@ Operations whose id starts with `lmsgate_` are lmsgate's own additions.
 """
 
 
+_ID = "$response.body#/data/id"
+LINKS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
+    "lms_create_user_completion": {
+        "GetCompletion": ("lms_get_completion", {"id": _ID}),
+        "GetUserCompletion": ("lms_get_user_completion", {"id": "$request.path.id", "subResourceId": _ID}),
+        "DeleteUserCompletion": ("lms_delete_user_completion", {"id": "$request.path.id", "subResourceId": _ID}),
+    },
+    "lms_create_user_assignment": {
+        "GetAssignment": ("lms_get_assignment", {"id": _ID}),
+        "GetUserAssignment": ("lms_get_user_assignment", {"id": "$request.path.id", "subResourceId": _ID}),
+    },
+    "lms_upsert_content": {
+        "GetContent": ("lms_get_content", {"id": _ID}),
+        "UpdateContent": ("lms_update_content", {"id": _ID}),
+    },
+    "lmsgate_upsert_course": {"GetCourse": ("lms_get_course", {"id": _ID})},
+    "lmsgate_upsert_user": {"GetUser": ("lms_get_user", {"id": "$request.path.id"})},
+}
+"""OpenAPI links: which call can follow a write, with the id it returned (used by clients and
+by the stateful phase of the fuzz tests)."""
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title="lmsgate", version=app.version, description=DESCRIPTION, routes=app.routes,
@@ -43,6 +65,11 @@ def build(app: FastAPI) -> dict[str, Any]:
                 continue
             path_params = [p for p in operation.get("parameters", []) if p["in"] == "path"]
             operation["parameters"] = path_params + [dict(p) for p in params]
+            links = LINKS.get(operation.get("operationId", ""))
+            if links:
+                success = operation["responses"].get("201") or operation["responses"].get("200")
+                success["links"] = {name: {"operationId": target, "parameters": dict(parameters)}
+                                    for name, (target, parameters) in links.items()}
     return doc
 
 

@@ -25,6 +25,11 @@ class CommonParams:
     proxy: dict[str, Any] = field(default_factory=dict)
 
 
+def _whole(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` accepts '²', which ``int`` then refuses (a 500 found by fuzzing)."""
+    return text.isascii() and text.isdigit()
+
+
 def _bool(name: str, value: str | None) -> bool:
     if value is None or value == "":
         return False
@@ -69,13 +74,13 @@ def page_request(params: QueryParams, *, filter_names: tuple[str, ...] = (),
     size_text = params.get("page_size")
     page_size = DEFAULT_PAGE_SIZE
     if size_text:
-        if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
+        if not _whole(size_text) or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
             raise BadRequest(f"page_size: must be a whole number from 1 to {MAX_PAGE_SIZE}, got {size_text!r}")
         page_size = int(size_text)
     offset = None
     page_text = params.get("page")
     if page_text:
-        if not page_text.isdigit() or int(page_text) < 1:
+        if not _whole(page_text) or int(page_text) < 1:
             raise BadRequest(f"page: must be a whole number from 1, got {page_text!r}")
         offset = (int(page_text) - 1) * page_size
     deep = _deep(params, "filter")

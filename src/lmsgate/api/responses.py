@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -25,7 +26,10 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # integers beyond 64 bits, which JSON allows and orjson refuses
+            return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
 def now_iso() -> str:

@@ -11,10 +11,12 @@ Results are wire-ready dicts in the unified JSON names; lists return a :class:`L
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lmsgate.errors import NotImplementedByProvider
+from lmsgate.connectors.spec import ConnectorSpec
+from lmsgate.errors import LmsGateError, NotImplementedByProvider
 from lmsgate.schema import (
     LmsCreateAssignmentRequestDto,
     LmsCreateCompletionRequestDto,
@@ -38,10 +40,18 @@ class CallContext:
     proxy: dict[str, Any] = field(default_factory=dict)
     raw: list[Wire] = field(default_factory=list)
     """Provider request/response log, returned to the caller when ``raw=true``."""
+    respond_async: bool = False
+    """The caller sent ``Prefer: respond-async``: writes are delivered in the background."""
 
     def log_raw(self, method: str, url: str, body: Any = None, response: Any = None) -> None:
+        """Record a provider call. ``body`` and ``response`` may be zero-argument callables,
+        evaluated only when the caller asked for ``raw=true`` (building them can be costly)."""
         if self.want_raw:
-            self.raw.append({"method": method, "url": url, "body": body, "response": response})
+            self.raw.append({
+                "method": method, "url": url,
+                "body": body() if callable(body) else body,
+                "response": response() if callable(response) else response,
+            })
 
 
 @dataclass(slots=True)
@@ -76,6 +86,9 @@ class Connector:
     """Base class: every operation answers 501 until a connector overrides it."""
 
     provider: ClassVar[str] = "base"
+    spec: ClassVar[ConnectorSpec | None] = None
+    """What the connector declares: auth, config fields, base URL, rate limit, mappings
+    (:mod:`lmsgate.connectors.spec`). Checked when the connector is registered."""
 
     @classmethod
     def capabilities(cls) -> frozenset[str]:
@@ -84,6 +97,14 @@ class Connector:
 
     def _unsupported(self, operation: str) -> NotImplementedByProvider:
         return NotImplementedByProvider(operation, self.provider)
+
+    async def verify(self, ctx: CallContext) -> str:
+        """Make one cheap, real call with the account's credentials (``POST /accounts/{id}/test``).
+
+        Returns what was checked, e.g. ``GET …/statements?limit=1``; raises the provider's
+        error (mapped by the HTTP policy) when the call fails.
+        """
+        raise self._unsupported("verify")
 
     # completions
     async def create_user_completion(self, ctx: CallContext, user_id: str,
@@ -104,6 +125,25 @@ class Connector:
 
     async def delete_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> None:
         raise self._unsupported("delete_user_completion")
+
+    async def create_user_completions(
+        self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]
+    ) -> list[WriteResult | LmsGateError]:
+        """Record many completions ``(user_id, body)`` (bulk import); one outcome per item, in order.
+
+        Not a unified operation of its own: this default makes one :meth:`create_user_completion`
+        call per item, so it works for every connector that supports that. A connector that
+        can write many records at once overrides it. An item's error does not stop the others.
+        """
+        out: list[WriteResult | LmsGateError] = []
+        for user_id, body in items:
+            try:
+                out.append(await self.create_user_completion(ctx, user_id, body))
+            except NotImplementedByProvider:
+                raise
+            except LmsGateError as exc:
+                out.append(exc)
+        return out
 
     # assignments
     async def create_user_assignment(self, ctx: CallContext, user_id: str,

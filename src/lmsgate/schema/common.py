@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from lmsgate.schema.languages import LANGUAGE_CODES
@@ -32,8 +33,12 @@ SOURCE_VALUE_SCHEMA = {
 SourceValue = Annotated[Any, WithJsonSchema(SOURCE_VALUE_SCHEMA)]
 BoolLike = Annotated[
     bool | Literal["true", "false"] | None,
-    WithJsonSchema({"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}),
+    WithJsonSchema({"anyOf": [
+        {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]},
+        {"type": "null"},
+    ]}),
 ]
+"""A boolean, or its string form as some providers send it; null when unknown."""
 FreeForm = dict[str, Any]
 
 
@@ -43,6 +48,15 @@ def find_nul(value: Any, path: str = "") -> str | None:
     PostgreSQL cannot store NUL in text, and no LMS field needs it, so it is refused
     everywhere instead of failing at the database.
     """
+    if not path:
+        # Almost no body holds a NUL: one serialisation in C proves that at once. JSON writes
+        # NUL as \u0000, so its absence from the output is proof; its presence (or a value
+        # JSON cannot hold) means the walk below decides.
+        try:
+            if b"\\u0000" not in orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS):
+                return None
+        except (orjson.JSONEncodeError, TypeError):
+            pass
     if isinstance(value, str):
         return (path or "<value>") if "\x00" in value else None
     if isinstance(value, dict):

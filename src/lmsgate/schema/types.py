@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -68,13 +69,16 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def format_datetime(dt: datetime) -> str:
-    """Render a datetime as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (microseconds kept when present)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
-    us = dt.microsecond
-    frac = f"{us // 1000:03d}" if us % 1000 == 0 else f"{us:06d}"
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z"
+    """Render a datetime as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (microseconds kept when present).
+
+    A naive datetime is taken to be UTC. This runs for every date of every listed record, so
+    it leans on ``isoformat`` (C) rather than ``strftime``.
+    """
+    if dt.tzinfo is not None and dt.utcoffset():
+        dt = dt.astimezone(timezone.utc)
+    if dt.microsecond % 1000 == 0:
+        return dt.isoformat(timespec="milliseconds")[:23] + "Z"
+    return dt.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 UtcDateTime = Annotated[
@@ -120,6 +124,10 @@ class Duration:
     def parse(cls, text: str) -> Duration:
         if not isinstance(text, str):
             raise ValueError("must be an ISO 8601 duration string such as PT1H30M45S")
+        return _parse_duration(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Duration:
         m = _DURATION.match(text.strip().upper())
         if not m:
             raise ValueError(f"{text!r} is not an ISO 8601 duration (expected e.g. PT1H30M45S)")
@@ -176,6 +184,13 @@ class Duration:
 
     def __str__(self) -> str:
         return self.isoformat()
+
+
+@lru_cache(maxsize=8192)
+def _parse_duration(text: str) -> Duration:
+    """Durations repeat a lot (a bulk import has a few thousand distinct ones at most), and a
+    ``Duration`` is immutable, so parses are shared. Invalid text raises and is not cached."""
+    return Duration._parse(text)
 
 
 def _normalise_duration(value: Any) -> Any:

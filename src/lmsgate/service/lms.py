@@ -6,20 +6,30 @@ delivery, fallback when a provider is down). Reads pass straight through to the 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from lmsgate.connectors.base import CallContext, Connector, WriteResult
 from lmsgate.connectors.registry import ConnectorRegistry
+from lmsgate.delivery.operations import OPERATIONS
+from lmsgate.errors import LmsGateError, NotImplementedByProvider, ProviderFailure
 from lmsgate.schema import (
     LmsCreateAssignmentRequestDto,
     LmsCreateCompletionRequestDto,
     LmsUpsertContentRequestDto,
 )
 
+if TYPE_CHECKING:
+    from lmsgate.service.deliveries import Deferred, DeliveryService
+
 
 class LmsService:
-    def __init__(self, registry: ConnectorRegistry) -> None:
+    def __init__(self, registry: ConnectorRegistry, deliveries: DeliveryService | None = None) -> None:
         self.registry = registry
+        self.deliveries = deliveries
 
     def connector(self, ctx: CallContext) -> Connector:
         return self.registry.for_account(ctx.account)
@@ -28,6 +38,49 @@ class LmsService:
                                 body: LmsCreateCompletionRequestDto) -> WriteResult:
         """Record a completion. Deprecated field names were already mapped by the schema."""
         return await self.connector(ctx).create_user_completion(ctx, user_id, body)
+
+    async def submit(self, ctx: CallContext, operation: str, args: tuple[str, ...], body: BaseModel | None,
+                     *, path: str) -> Any:
+        """Run a write (one of :data:`~lmsgate.delivery.operations.OPERATIONS`) the way the caller
+        and the account want it.
+
+        * ``ctx.respond_async`` (``Prefer: respond-async``): the write is stored as a delivery
+          and a :class:`~lmsgate.service.deliveries.Deferred` returned; nothing is sent now. An
+          operation the connector cannot do is refused at once (501), not dead-lettered later.
+        * Otherwise it runs now and returns the connector's result, as StackOne does. When the
+          provider is down past the request lifetime (408) or answered uselessly (502) and the
+          account has ``fallback_to_async``, the write is kept as a delivery (that failed attempt
+          recorded as its first) and a ``Deferred`` returned instead of the error.
+        """
+        connector = self.connector(ctx)
+        if ctx.respond_async and self.deliveries is not None:
+            if operation not in connector.capabilities():
+                raise NotImplementedByProvider(operation, connector.provider)
+            return await self.deliveries.enqueue(ctx, operation, args, body, path=path)
+        started = datetime.now(timezone.utc)
+        call = getattr(connector, operation)
+        try:
+            return await (call(ctx, *args, body) if OPERATIONS[operation].body_model else call(ctx, *args))
+        except ProviderFailure as exc:
+            if (exc.status not in (408, 502) or self.deliveries is None
+                    or not await self.deliveries.falls_back(ctx.account.id)):
+                raise
+            return await self.deliveries.enqueue(ctx, operation, args, body, path=path, failure=exc,
+                                                 started=started)
+
+    async def create_completions(
+        self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]
+    ) -> list[WriteResult | LmsGateError]:
+        """Record many completions ``(user_id, body)`` at once (``lmsgate completions import``).
+
+        Same rules as :meth:`create_completion` for each item, including the repeat rule (same
+        learner, learning object and ``completed_at``: the first record's id, nothing new
+        stored). Returns one outcome per item, in order: its result, or the error that refused
+        it. Errors that concern the whole call (account, connector, database) are raised.
+        """
+        if not items:
+            return []
+        return await self.connector(ctx).create_user_completions(ctx, items)
 
     async def create_assignment(self, ctx: CallContext, user_id: str,
                                 body: LmsCreateAssignmentRequestDto) -> WriteResult:

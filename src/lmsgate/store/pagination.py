@@ -57,7 +57,8 @@ class CursorCodec:
         try:
             body, sig = cursor.split(".", 1)
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            valid = hmac.compare_digest(sig, self._sign(payload))
+            # bytes, not str: compare_digest refuses non-ASCII str (a 500 found by fuzzing)
+            valid = hmac.compare_digest(sig.encode(), self._sign(payload).encode())
             data = orjson.loads(payload) if valid else None
         except (ValueError, orjson.JSONDecodeError):
             data = None

@@ -6,15 +6,20 @@ answers after the call has a durable write (SQLite: WAL with ``synchronous=FULL`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from lmsgate.errors import Unprocessable
 from lmsgate.store import tables as t
+from lmsgate.store.bulk import Bulk
 from lmsgate.store.pagination import Page, PageRequest
 
 Row = dict[str, Any]
@@ -24,6 +29,43 @@ class LmsStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._local = threading.local()
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self._dialect == "sqlite" else nullcontext()
+        )
+        self._bulk = Bulk(engine.dialect)
+
+    # ---------------------------------------------------------------- unit of work
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Run several calls of this store, on this thread, in one transaction (one commit).
+
+        Calls made inside join it instead of committing on their own; it commits when the
+        outermost block ends and rolls back if it raises.
+
+        On SQLite, write transactions of this process take turns on a lock. SQLite allows one
+        writer at a time anyway, and its own wait for the file lock sleeps in growing steps,
+        which turned contention into second-long tails; the lock hands over at once.
+        """
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     # ---------------------------------------------------------------- helpers
     def _insert(self, table: Table):  # type: ignore[no-untyped-def]
@@ -40,7 +82,7 @@ class LmsStore:
         q = q.order_by(table.c.id).limit(page.page_size + 1)
         if page.offset and page.after_id is None:
             q = q.offset(page.offset)
-        rows = [dict(r) for r in conn.execute(q).mappings()]
+        rows: list[Any] = conn.execute(q).mappings().all()  # read-only mappings, no copies
         has_more = len(rows) > page.page_size
         rows = rows[: page.page_size]
         return Page(items=rows, last_id=rows[-1]["id"] if rows else None, has_more=has_more)
@@ -49,17 +91,17 @@ class LmsStore:
         q = select(table).where(table.c.account_id == account_id, table.c.id == record_id)
         for column, value in match.items():
             q = q.where(table.c[column] == value)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
 
     def list(self, table: Table, account_id: str, page: PageRequest,
              where: Sequence[ColumnElement[bool]] = ()) -> Page:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return self._page(conn, table, account_id, page, where)
 
     def count(self, table: Table, account_id: str) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(
                 conn.execute(
                     select(func.count()).select_from(table).where(table.c.account_id == account_id)
@@ -67,17 +109,9 @@ class LmsStore:
             )
 
     # ---------------------------------------------------------------- users
-    def ensure_user(self, conn: Connection, account_id: str, user_id: str, ts: datetime) -> None:
-        """Create a bare learner row the first time a record names an unknown user id."""
-        conn.execute(
-            self._insert(t.users)
-            .values(account_id=account_id, id=user_id, created_at=ts, updated_at=ts, doc={})
-            .on_conflict_do_nothing(index_elements=["account_id", "id"])
-        )
-
     def upsert_user(self, account_id: str, user_id: str, values: Row, ts: datetime) -> bool:
         """Create or replace a learner. Returns True when the row is new."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             existing = conn.execute(
                 select(t.users.c.id).where(t.users.c.account_id == account_id, t.users.c.id == user_id)
             ).first()
@@ -97,30 +131,94 @@ class LmsStore:
 
     # ---------------------------------------------------------------- completions & assignments
     def insert_record(self, table: Table, values: Row) -> tuple[str, bool]:
-        """Insert a completion or assignment unless its ``dedupe_key`` exists.
+        """Insert one completion or assignment; see :meth:`insert_records`."""
+        [result] = self.insert_records(table, [values])
+        return result
 
-        Returns ``(id, created)``; on a repeat, the id of the first record and ``False``.
-        The learner is created on the fly in the same transaction.
+    def insert_records(self, table: Table, rows: list[Row]) -> list[tuple[str, bool]]:
+        """Insert completions or assignments in one transaction, skipping known ``dedupe_key``s.
+
+        Returns ``(id, created)`` per row, in order; for a repeat, the id of the first record
+        and ``False`` (also when the repeat is earlier in the same batch). A row whose
+        ``learning_object_id`` or ``learning_object_type`` is None gets them from the content
+        or course with its ``learning_object_external_reference``, if there is one. Learners
+        are created on the fly in the same transaction.
+
+        The rows go to the database in a few statements whatever their number (see
+        :mod:`lmsgate.store.bulk`). Raises :class:`~lmsgate.errors.Unprocessable` when the
+        database refuses a row (on PostgreSQL, a value longer than its column); then nothing
+        of the batch is written.
         """
-        with self.engine.begin() as conn:
-            self.ensure_user(conn, values["account_id"], values["user_id"], values["created_at"])
-            res = conn.execute(
-                self._insert(table)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["account_id", "dedupe_key"])
-            )
-            if res.rowcount == 1:
-                return values["id"], True
-            existing = conn.execute(
-                select(table.c.id).where(
-                    table.c.account_id == values["account_id"],
-                    table.c.dedupe_key == values["dedupe_key"],
-                )
-            ).scalar_one()
-            return existing, False
+        if not rows:
+            return []
+        try:
+            with self.transaction() as conn:
+                self._ensure_learners(conn, rows)
+                rows = self._with_learning_objects(conn, rows)
+                firsts: dict[tuple[str, str], Row] = {}
+                for r in rows:
+                    firsts.setdefault((r["account_id"], r["dedupe_key"]), r)
+                inserted = self._bulk.insert_ignoring(conn, table, list(firsts.values()),
+                                                      ("account_id", "dedupe_key"))
+                if inserted == len(firsts):
+                    ids = {key: r["id"] for key, r in firsts.items()}
+                else:
+                    ids = self._ids_by_dedupe_key(conn, table, list(firsts))
+        except (DataError, IntegrityError) as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+            raise Unprocessable(f"the store refused the record: {reason}") from exc
+        out = []
+        for r in rows:
+            rid = ids[(r["account_id"], r["dedupe_key"])]
+            out.append((rid, rid == r["id"]))
+        return out
+
+    def _ensure_learners(self, conn: Connection, rows: list[Row]) -> None:
+        """Create a bare learner row for each user id the rows name that has none yet."""
+        learners: dict[str, dict[str, datetime]] = {}
+        for r in rows:
+            learners.setdefault(r["account_id"], {}).setdefault(r["user_id"], r["created_at"])
+        new: list[Row] = []
+        for account_id, users in learners.items():
+            # On SQLite, skipping known learners saves their inserts; PostgreSQL's COPY path
+            # rejects them on the server cheaper than a look-up would.
+            known = (self._bulk.find(conn, t.users, account_id, "id", list(users), "id")
+                     if self._dialect == "sqlite" else {})
+            new.extend({"account_id": account_id, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
+                       for u, ts in users.items() if u not in known)
+        # A learner created meanwhile by another writer is skipped by the conflict clause.
+        self._bulk.insert_ignoring(conn, t.users, new, ("account_id", "id"))
+
+    def _ids_by_dedupe_key(self, conn: Connection, table: Table,
+                           keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        by_account: dict[str, list[str]] = {}
+        for account_id, key in keys:
+            by_account.setdefault(account_id, []).append(key)
+        out: dict[tuple[str, str], str] = {}
+        for account_id, dedupe_keys in by_account.items():
+            found = self._bulk.find(conn, table, account_id, "dedupe_key", dedupe_keys, "id")
+            out.update({(account_id, key): rid for key, rid in found.items()})
+        return out
+
+    def _with_learning_objects(self, conn: Connection, rows: list[Row]) -> list[Row]:
+        """Fill the learning object's id and type of each row that lacks its type."""
+        wanted: dict[str, set[str]] = {}
+        for r in rows:
+            if r.get("learning_object_type") is None:
+                wanted.setdefault(r["account_id"], set()).add(r["learning_object_external_reference"])
+        if not wanted:
+            return rows
+        found = {acct: self._learning_objects(conn, acct, refs) for acct, refs in wanted.items()}
+        out = []
+        for r in rows:
+            hit = found.get(r["account_id"], {}).get(r["learning_object_external_reference"])
+            if hit is not None and r.get("learning_object_type") is None:
+                r = {**r, "learning_object_type": hit[1], "learning_object_id": r.get("learning_object_id") or hit[0]}
+            out.append(r)
+        return out
 
     def delete_record(self, table: Table, account_id: str, record_id: str, user_id: str) -> bool:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             res = conn.execute(
                 delete(table).where(
                     table.c.account_id == account_id,
@@ -131,19 +229,19 @@ class LmsStore:
         return res.rowcount > 0
 
     # ---------------------------------------------------------------- learning objects
+    def _learning_objects(self, conn: Connection, account_id: str, refs: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``ref → (id, "content" | "course")`` for the external references that name one, content first."""
+        found: dict[str, tuple[str, str]] = {}
+        for table, kind in ((t.content, "content"), (t.courses, "course")):
+            todo = [ref for ref in refs if ref not in found]
+            ids = self._bulk.find(conn, table, account_id, "external_reference", todo, "id")
+            found.update({ref: (rid, kind) for ref, rid in ids.items()})
+        return found
+
     def find_learning_object(self, account_id: str, external_reference: str) -> tuple[str, str] | None:
         """``(id, "content" | "course")`` for an external reference, content first."""
-        with self.engine.connect() as conn:
-            for table, kind in ((t.content, "content"), (t.courses, "course")):
-                found = conn.execute(
-                    select(table.c.id).where(
-                        table.c.account_id == account_id,
-                        table.c.external_reference == external_reference,
-                    )
-                ).scalar()
-                if found:
-                    return found, kind
-        return None
+        with self._read() as conn:
+            return self._learning_objects(conn, account_id, [external_reference]).get(external_reference)
 
     def upsert_docs(self, table: Table, account_id: str, docs: Iterable[Row], ts: datetime,
                     key: str = "external_reference") -> list[tuple[str, bool]]:
@@ -153,7 +251,7 @@ class LmsStore:
         ``id`` given in it. Returns ``(id, created)`` per item, in order.
         """
         out: list[tuple[str, bool]] = []
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             for values in docs:
                 found = conn.execute(
                     select(table.c.id).where(table.c.account_id == account_id, table.c[key] == values[key])
@@ -177,7 +275,7 @@ class LmsStore:
         return out
 
     def update_doc(self, table: Table, account_id: str, record_id: str, values: Row, ts: datetime) -> bool:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             res = conn.execute(
                 update(table)
                 .where(table.c.account_id == account_id, table.c.id == record_id)
@@ -186,7 +284,7 @@ class LmsStore:
         return res.rowcount > 0
 
     def set_course_contents(self, account_id: str, course_id: str, refs: list[str]) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 delete(t.course_content).where(
                     t.course_content.c.account_id == account_id,
@@ -206,7 +304,7 @@ class LmsStore:
     def course_ids_for_content(self, account_id: str, refs: list[str]) -> dict[str, list[str]]:
         if not refs:
             return {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(t.course_content.c.content_external_reference, t.course_content.c.course_id)
                 .where(
@@ -223,7 +321,7 @@ class LmsStore:
     def content_ids_for_courses(self, account_id: str, course_ids: list[str]) -> dict[str, list[str]]:
         if not course_ids:
             return {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(t.course_content.c.course_id, t.content.c.id)
                 .join(

@@ -14,12 +14,14 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -99,12 +101,15 @@ accounts = Table(
     Column("status", String(16), nullable=False, default="active"),
     Column("origin_owner_id", String(200)),
     Column("origin_owner_name", String(200)),
+    Column("origin_username", String(200)),
+    Column("label", String(200)),
     Column("config", JSON, nullable=False, default=dict),
     Column("credentials", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
-"""Linked accounts. ``credentials`` holds ciphertext only (see the vault)."""
+"""Linked accounts. ``config`` holds the non-secret settings (``setup_information``);
+``credentials`` holds the secret ones as vault ciphertext only (see ``lmsgate.vault``)."""
 
 
 def _record_columns() -> list[Column]:  # type: ignore[type-arg]
@@ -234,3 +239,123 @@ course_content = Table(
     Index(None, "account_id", "content_external_reference"),
 )
 """Which content (by external reference) each course contains, in order."""
+
+rate_limit_buckets = Table(
+    "rate_limit_buckets",
+    metadata,
+    Column("bucket", String(96), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False, doc="Unix time, in seconds, of the last count."),
+)
+"""Token buckets shared by every API process (``lmsgate.api.ratelimit``): one row per API key
+(by its SHA-256, never the key) or per client address. On PostgreSQL the table is UNLOGGED:
+no write-ahead log, and emptied after a crash, which only hands out a fresh allowance."""
+
+request_logs = Table(
+    "request_logs",
+    metadata,
+    Column("id", ID, primary_key=True, doc="Time-ordered: the request's start."),
+    Column("project_id", ID, nullable=False),
+    Column("linked_account_id", ID,
+           doc="Not named account_id so that deleting an account keeps its audit trail."),
+    Column("request_id", String(128), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("operation", String(128)),
+    Column("resource", String(64)),
+    Column("provider", String(64)),
+    Column("status", Integer, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("source_ip", String(64)),
+    Column("detail", JSON, nullable=False, doc="Request, response and provider calls, secrets masked."),
+    Index(None, "project_id", "id"),
+    Index(None, "started_at"),
+)
+"""What each authenticated API call did (``GET /requests/logs``); kept for the retention period."""
+
+
+# ---------------------------------------------------------------- reliable write-back (issue 6)
+# No foreign keys to ``accounts`` here: a worker may still be finishing a delivery of an account
+# that is being deleted, and ``Tenancy.delete_account`` removes these rows by ``account_id``.
+
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+"""An autoincrementing integer key (SQLite only autoincrements ``INTEGER PRIMARY KEY``)."""
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=True,
+           doc="Insertion order: deliveries with the same ordering_key go out in this order."),
+    Column("id", ID, nullable=False, unique=True, doc="The public id (GET /deliveries/{id})."),
+    Column("project_id", ID, nullable=False),
+    Column("account_id", ID, nullable=False),
+    Column("operation", String(64), nullable=False, doc="The connector operation, e.g. create_user_completion."),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("request", JSON, nullable=False, doc="The operation's arguments and validated body."),
+    Column("ordering_key", String(64), doc="Writes with the same key (learner + learning object) go in order."),
+    Column("status", String(16), nullable=False, doc="pending, delivering, delivered or dead."),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("round_attempts", Integer, nullable=False, default=0,
+           doc="Attempts since the delivery was created or last retried by hand: what max_attempts counts."),
+    Column("round_started_at", UtcDateTime, nullable=False, doc="What max_age counts from."),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Column("result", JSON, doc="The provider's answer once delivered: the record's id and remote_id."),
+    Column("last_error", JSON, doc="The last failure: status, message, provider_errors (secrets masked)."),
+    Index(None, "account_id", "status", "seq"),
+    Index(None, "account_id", "ordering_key", "seq"),
+    Index(None, "project_id", "seq"),
+    Index(None, "status", "next_attempt_at"),
+)
+"""Writes accepted with ``Prefer: respond-async`` (or kept by ``fallback_to_async``), delivered
+to the provider in the background (``lmsgate.delivery``)."""
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("delivery_seq", SEQ, primary_key=True, autoincrement=False),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("account_id", ID, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False, doc="delivered, retry or dead."),
+    Column("status", Integer, doc="The HTTP status lmsgate would have answered a synchronous call with."),
+    Column("error", JSON, doc="message and provider_errors, secrets masked."),
+)
+"""One row per attempt of a delivery: the audit trail behind ``GET /deliveries/{id}``."""
+
+delivery_accounts = Table(
+    "delivery_accounts",
+    metadata,
+    Column("account_id", ID, primary_key=True),
+    Column("settings", JSON, nullable=False, doc="The account's delivery settings (fallback_to_async, …)."),
+    Column("paused_until", UtcDateTime, doc="No attempt before this: the provider is down or said Retry-After."),
+    Column("failures", Integer, nullable=False, default=0, doc="Provider failures in a row."),
+    Column("tokens", Float, doc="Rate-limit bucket: tokens left at tokens_at."),
+    Column("tokens_at", Float, doc="Unix time, in seconds, of the bucket's last count."),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""Per linked account: delivery settings and the state every worker shares (pause, rate limit)."""
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("project_id", ID, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False, doc="SHA-256 of account, method, path and body."),
+    Column("account_id", ID),
+    Column("state", String(16), nullable=False, doc="in_flight or done."),
+    Column("status", Integer),
+    Column("headers", JSON),
+    Column("body", LargeBinary),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=False,
+           doc="An in_flight key older than this was abandoned (its process died) and may be taken over."),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+"""``Idempotency-Key`` records: the first response to a key, replayed to retries (``lmsgate.api.idempotency``)."""

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
+from lmsgate.api.writes import write
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.schema import AssignmentResult, AssignmentsPaginated, CreateResult, LmsCreateAssignmentRequestDto
 
@@ -29,10 +30,9 @@ _FILTERS = ("status", "user_id", "remote_user_id")
     operation_id=document("lms_create_user_assignment", "write"), summary="Assign a learning object",
 )
 async def create_user_assignment(
-    body: LmsCreateAssignmentRequestDto, id: str = Path(), call: Call = Depends(lms_call)
-) -> responses.JSONResponse:
-    result = await call.container.service.create_assignment(call.ctx, id, body)
-    return responses.created(result)
+    request: Request, body: LmsCreateAssignmentRequestDto, id: str = Path(), call: Call = Depends(lms_call)
+):
+    return await write(request, call, "create_user_assignment", id, body=body, render=responses.created)
 
 
 @router.get(

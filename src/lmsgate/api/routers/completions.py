@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
+from lmsgate.api.writes import write
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.schema import (
     CompletionResult,
@@ -26,10 +27,9 @@ UserId = Path(description="The learner's id.")
     "learning object and completed_at again returns the first record's id and stores nothing new.",
 )
 async def create_user_completion(
-    body: LmsCreateCompletionRequestDto, id: str = UserId, call: Call = Depends(lms_call)
-) -> responses.JSONResponse:
-    result = await call.container.service.create_completion(call.ctx, id, body)
-    return responses.created(result)
+    request: Request, body: LmsCreateCompletionRequestDto, id: str = UserId, call: Call = Depends(lms_call)
+):
+    return await write(request, call, "create_user_completion", id, body=body, render=responses.created)
 
 
 @router.get(
@@ -53,9 +53,10 @@ async def get_user_completion(id: str = UserId, subResourceId: str = Path(), cal
     operation_id=document("lms_delete_user_completion", "write"), summary="Delete a completion",
     responses={204: {"description": "Deleted; no body."}},
 )
-async def delete_user_completion(id: str = UserId, subResourceId: str = Path(), call: Call = Depends(lms_call)):
-    await call.container.service.call(call.ctx, "delete_user_completion", id, subResourceId)
-    return responses.status_only(200, "Record deleted successfully.")
+async def delete_user_completion(request: Request, id: str = UserId, subResourceId: str = Path(),
+                                 call: Call = Depends(lms_call)):
+    return await write(request, call, "delete_user_completion", id, subResourceId,
+                       render=lambda _: responses.status_only(200, "Record deleted successfully."))
 
 
 @router.get(

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
+from lmsgate.api.writes import write
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.errors import BadRequest
@@ -35,9 +36,8 @@ _ACTIVE_FILTER = {"active": {"oneOf": [{"type": "boolean", "const": True}, {"typ
     operation_id=document("lms_upsert_content", "write"), summary="Create or replace content",
     description="Creates content, or replaces the content with the same external_reference.",
 )
-async def upsert_content(body: LmsUpsertContentRequestDto, call: Call = Depends(lms_call)):
-    result = await call.container.service.upsert_content(call.ctx, body)
-    return responses.upserted(result)
+async def upsert_content(request: Request, body: LmsUpsertContentRequestDto, call: Call = Depends(lms_call)):
+    return await write(request, call, "upsert_content", body=body, render=responses.upserted)
 
 
 @router.post(
@@ -108,6 +108,7 @@ async def get_content(id: str = Path(), call: Call = Depends(lms_call)):
     operation_id=document("lms_update_content", "write"), summary="Change some fields of content",
     description="Kept for SDK 4.28.0's updateContent. Only the fields sent change.",
 )
-async def update_content(body: LmsCreateContentRequestDto, id: str = Path(), call: Call = Depends(lms_call)):
-    await call.container.service.call(call.ctx, "update_content", id, body)
-    return responses.status_only(201, "Record updated successfully.")
+async def update_content(request: Request, body: LmsCreateContentRequestDto, id: str = Path(),
+                         call: Call = Depends(lms_call)):
+    return await write(request, call, "update_content", id, body=body,
+                       render=lambda _: responses.status_only(201, "Record updated successfully."))

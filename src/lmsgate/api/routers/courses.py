@@ -6,18 +6,26 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
+from lmsgate.api.writes import write
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.schema import CoursePaginated, CourseResult, LmsUpsertCourseRequestDto, UpsertResult
 
 router = APIRouter(prefix="/unified/lms", tags=["Courses"], responses=ERROR_RESPONSES)
 
+_COURSE_FILTERS = {
+    "external_reference": {"type": "string", "nullable": True,
+                           "description": "Only the course with this external reference."},
+    "active": {"oneOf": [{"type": "boolean", "const": True}, {"type": "string", "const": "true"}],
+               "nullable": True, "description": "Only active courses."},
+}
+
 
 @router.get(
     "/courses", response_model=CoursePaginated,
-    operation_id=document("lms_list_courses", "list"), summary="List courses",
+    operation_id=document("lms_list_courses", "list", filters=_COURSE_FILTERS), summary="List courses",
 )
 async def list_courses(request: Request, call: Call = Depends(lms_call)):
-    return await list_op(request, call, "list_courses")
+    return await list_op(request, call, "list_courses", filter_names=("external_reference", "active"))
 
 
 @router.get(
@@ -35,6 +43,5 @@ async def get_course(id: str = Path(), call: Call = Depends(lms_call)):
     "with the same external_reference. Other providers answer 501.",
     openapi_extra={"x-lmsgate-extension": True},
 )
-async def upsert_course(body: LmsUpsertCourseRequestDto, call: Call = Depends(lms_call)):
-    result = await call.container.service.call(call.ctx, "upsert_course", body)
-    return responses.upserted(result)
+async def upsert_course(request: Request, body: LmsUpsertCourseRequestDto, call: Call = Depends(lms_call)):
+    return await write(request, call, "upsert_course", body=body, render=responses.upserted)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
+from lmsgate.api.writes import write
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.schema import LmsUpsertUserRequestDto, UpsertResult, UserResult, UsersPaginated
 
@@ -40,6 +41,6 @@ async def get_user(id: str = Path(), call: Call = Depends(lms_call)):
     description="lmsgate extension, for the embedded local LMS. Other providers answer 501.",
     openapi_extra={"x-lmsgate-extension": True},
 )
-async def upsert_user(body: LmsUpsertUserRequestDto, id: str = Path(), call: Call = Depends(lms_call)):
-    result = await call.container.service.call(call.ctx, "upsert_user", id, body)
-    return responses.upserted(result)
+async def upsert_user(request: Request, body: LmsUpsertUserRequestDto, id: str = Path(),
+                      call: Call = Depends(lms_call)):
+    return await write(request, call, "upsert_user", id, body=body, render=responses.upserted)

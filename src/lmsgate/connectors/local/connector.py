@@ -14,16 +14,17 @@ Database calls are blocking, so each runs in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Table
+from sqlalchemy import Table, or_, true
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
-from lmsgate.errors import Conflict, NotFound
+from lmsgate.connectors.spec import ConnectorSpec
+from lmsgate.errors import Conflict, LmsGateError, NotFound, Unprocessable
 from lmsgate.ids import new_id
 from lmsgate.schema import (
     LmsCreateAssignmentRequestDto,
@@ -35,6 +36,7 @@ from lmsgate.schema import (
 )
 from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiModel
 from lmsgate.store import tables as t
+from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore
 
@@ -54,68 +56,125 @@ async def _run(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
 
 
+async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread with every store call inside it in one transaction:
+    a content upsert and the categories and skills it names commit (and fsync) once."""
+
+    def work() -> T:
+        with store.transaction():
+            return fn()
+
+    return await anyio.to_thread.run_sync(work)
+
+
 def _raw_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{str(k): (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
 
+LOCAL_SPEC = ConnectorSpec(
+    key="local",
+    name="Embedded LMS",
+    description="lmsgate's own learning-record store, in its database. Needs no settings.",
+    check="a read of lmsgate's own database",
+    notes=("Deleting a local linked account deletes every record stored under it.",),
+)
+
+
 class LocalConnector(Connector):
     provider = "local"
+    spec = LOCAL_SPEC
 
     def __init__(self, store: LmsStore) -> None:
         self.store = store
+        # Completions are the hot path: concurrent posts share one transaction (group commit).
+        self._completions: GroupCommitter[dict[str, Any], tuple[str, bool]] = GroupCommitter(
+            lambda rows: store.insert_records(t.completions, rows)
+        )
+
+    async def verify(self, ctx: CallContext) -> str:
+        await _run(lambda: self.store.get(t.users, ctx.account.id, ""))
+        return "read lmsgate's own database"
 
     # ---------------------------------------------------------------- shared
     def _listed(self, ctx: CallContext, table: Table, page: Page, to_wire: Callable[[dict], Wire]) -> ListResult:
-        ctx.log_raw("GET", f"local://{table.name}", response=_raw_rows(page.items))
+        ctx.log_raw("GET", f"local://{table.name}", response=lambda: _raw_rows(page.items))
         return ListResult(
             items=[to_wire(r) for r in page.items], next_last_id=page.last_id if page.has_more else None
         )
 
     def _got(self, ctx: CallContext, table: Table, row: dict | None, what: str, rid: str) -> dict:
-        ctx.log_raw("GET", f"local://{table.name}/{rid}", response=_raw_rows([row])[0] if row else None)
+        ctx.log_raw("GET", f"local://{table.name}/{rid}", response=lambda: _raw_rows([row])[0] if row else None)
         if row is None:
             raise NotFound(f"{what} {rid} not found on account {ctx.account.id}")
         return row
 
-    def _resolve_learning_object(self, account_id: str, ref: str, given_id: str | None) -> tuple[str | None, str | None]:
-        found = self.store.find_learning_object(account_id, ref)
-        if found is None:
-            return given_id, None
-        return (given_id or found[0]), found[1]
-
     # ---------------------------------------------------------------- completions
+    @staticmethod
+    def _completion_row(account_id: str, user_id: str, body: LmsCreateCompletionRequestDto, ts: datetime,
+                        duration: Callable[[str | None], tuple[str | None, Any, int | None]] = m.duration_columns,
+                        ) -> dict[str, Any]:
+        text, seconds, months = duration(body.time_spent)
+        completed = body.completed_at
+        return {
+            "account_id": account_id, "id": new_id(), "created_at": ts, "updated_at": ts,
+            "user_id": user_id, "learning_object_id": body.learning_object_id,
+            "learning_object_external_reference": body.learning_object_external_reference,
+            "learning_object_type": None, "completed_at": completed,
+            "time_spent": text, "time_spent_seconds": seconds, "time_spent_months": months,
+            "result_value": body.result.value if body.result else None,
+            "result_source_value": body.result.source_value if body.result else None,
+            "score_percentage": body.score.percentage if body.score else None,
+            "score_raw_value": body.score.raw_value if body.score else None,
+            "passthrough": body.passthrough,
+            "dedupe_key": m.dedupe_key(
+                user_id, body.learning_object_external_reference, m.dt(completed) if completed else None
+            ),
+        }
+
     async def create_user_completion(self, ctx: CallContext, user_id: str,
                                      body: LmsCreateCompletionRequestDto) -> WriteResult:
+        values = self._completion_row(ctx.account.id, user_id, body, _now())
+        cid, created = await self._completions.submit(values)
+        ctx.log_raw("POST", f"local://completions/{cid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
+        return WriteResult(id=cid, remote_id=cid, created=created)
+
+    async def create_user_completions(
+        self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]
+    ) -> list[WriteResult | LmsGateError]:
+        """Many completions in one transaction (bulk import). If the store refuses the batch,
+        each item is written on its own, so one bad item fails only itself."""
         acct = ctx.account.id
 
-        def work() -> tuple[str, bool]:
-            lo_id, kind = self._resolve_learning_object(
-                acct, body.learning_object_external_reference, body.learning_object_id
-            )
-            text, seconds, months = m.duration_columns(body.time_spent)
+        def work() -> list[WriteResult | LmsGateError]:
             ts = _now()
-            completed = body.completed_at
-            values = {
-                "account_id": acct, "id": new_id(), "created_at": ts, "updated_at": ts,
-                "user_id": user_id, "learning_object_id": lo_id,
-                "learning_object_external_reference": body.learning_object_external_reference,
-                "learning_object_type": kind, "completed_at": completed,
-                "time_spent": text, "time_spent_seconds": seconds, "time_spent_months": months,
-                "result_value": body.result.value if body.result else None,
-                "result_source_value": body.result.source_value if body.result else None,
-                "score_percentage": body.score.percentage if body.score else None,
-                "score_raw_value": body.score.raw_value if body.score else None,
-                "passthrough": body.passthrough,
-                "dedupe_key": m.dedupe_key(
-                    user_id, body.learning_object_external_reference,
-                    m.dt(completed) if completed else None,
-                ),
-            }
-            return self.store.insert_record(t.completions, values)
+            durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
 
-        cid, created = await _run(work)
-        ctx.log_raw("POST", f"local://completions/{cid}", body=body.model_dump(mode="json", exclude_none=True))
-        return WriteResult(id=cid, remote_id=cid, created=created)
+            def duration(text: str | None) -> tuple[str | None, Any, int | None]:
+                found = durations.get(text)
+                if found is None:
+                    found = durations[text] = m.duration_columns(text)
+                return found
+
+            rows = [self._completion_row(acct, user_id, body, ts, duration) for user_id, body in items]
+            try:
+                written: list[tuple[str, bool] | LmsGateError] = list(
+                    self.store.insert_records(t.completions, rows))
+            except Unprocessable:
+                written = []
+                for row in rows:
+                    try:
+                        written.extend(self.store.insert_records(t.completions, [row]))
+                    except Unprocessable as exc:
+                        written.append(exc)
+            return [w if isinstance(w, LmsGateError) else WriteResult(id=w[0], remote_id=w[0], created=w[1])
+                    for w in written]
+
+        results = await _run(work)
+        for (_, body), result in zip(items, results):
+            if isinstance(result, WriteResult):
+                ctx.log_raw("POST", f"local://completions/{result.id}",
+                            body=lambda body=body: body.model_dump(mode="json", exclude_none=True))
+        return results
 
     async def get_completion(self, ctx: CallContext, completion_id: str) -> Wire:
         row = await _run(lambda: self.store.get(t.completions, ctx.account.id, completion_id))
@@ -151,16 +210,13 @@ class LocalConnector(Connector):
         acct = ctx.account.id
 
         def work() -> tuple[str, bool]:
-            lo_id, kind = self._resolve_learning_object(
-                acct, body.learning_object_external_reference, body.learning_object_id
-            )
             ts = _now()
             status = body.status.value if body.status else None
             values = {
                 "account_id": acct, "id": new_id(), "created_at": ts, "updated_at": ts,
-                "user_id": user_id, "learning_object_id": lo_id,
+                "user_id": user_id, "learning_object_id": body.learning_object_id,
                 "learning_object_external_reference": body.learning_object_external_reference,
-                "learning_object_type": kind,
+                "learning_object_type": None,
                 "status_value": status or "pending",
                 "status_source_value": body.status.source_value if body.status else None,
                 "progress": body.progress,
@@ -176,7 +232,7 @@ class LocalConnector(Connector):
             return self.store.insert_record(t.assignments, values)
 
         aid, created = await _run(work)
-        ctx.log_raw("POST", f"local://assignments/{aid}", body=body.model_dump(mode="json", exclude_none=True))
+        ctx.log_raw("POST", f"local://assignments/{aid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
         return WriteResult(id=aid, remote_id=aid, created=created)
 
     async def get_assignment(self, ctx: CallContext, assignment_id: str) -> Wire:
@@ -302,9 +358,9 @@ class LocalConnector(Connector):
             docs = [{"id": new_id(), **self._content_values(acct, item, ts)} for item in items]
             return self.store.upsert_docs(t.content, acct, docs, ts)
 
-        results = await _run(work)
+        results = await _in_one_transaction(self.store, work)
         for item, (cid, _) in zip(items, results):
-            ctx.log_raw("PUT", f"local://content/{cid}", body=item.model_dump(mode="json", exclude_none=True))
+            ctx.log_raw("PUT", f"local://content/{cid}", body=lambda: item.model_dump(mode="json", exclude_none=True))
         return [
             WriteResult(id=cid, remote_id=cid, created=created, external_reference=item.external_reference)
             for item, (cid, created) in zip(items, results)
@@ -329,8 +385,8 @@ class LocalConnector(Connector):
             values["doc"]["id"] = content_id
             self.store.update_doc(t.content, acct, content_id, values, ts)
 
-        await _run(work)
-        ctx.log_raw("PATCH", f"local://content/{content_id}", body=body.model_dump(mode="json", exclude_unset=True))
+        await _in_one_transaction(self.store, work)
+        ctx.log_raw("PATCH", f"local://content/{content_id}", body=lambda: body.model_dump(mode="json", exclude_unset=True))
 
     async def get_content(self, ctx: CallContext, content_id: str) -> Wire:
         acct = ctx.account.id
@@ -347,7 +403,7 @@ class LocalConnector(Connector):
 
         def work() -> ListResult:
             rows = self.store.list(t.content, acct, page, where)
-            ctx.log_raw("GET", "local://content", response=_raw_rows(rows.items))
+            ctx.log_raw("GET", "local://content", response=lambda: _raw_rows(rows.items))
             return ListResult(
                 items=self._content_to_wire(acct, rows.items),
                 next_last_id=rows.last_id if rows.has_more else None,
@@ -375,8 +431,8 @@ class LocalConnector(Connector):
             self.store.set_course_contents(acct, cid, body.content_external_references or [])
             return cid, created
 
-        cid, created = await _run(work)
-        ctx.log_raw("PUT", f"local://courses/{cid}", body=body.model_dump(mode="json", exclude_none=True))
+        cid, created = await _in_one_transaction(self.store, work)
+        ctx.log_raw("PUT", f"local://courses/{cid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
         return WriteResult(id=cid, remote_id=cid, created=created, external_reference=body.external_reference)
 
     def _courses_to_wire(self, acct: str, rows: list[dict]) -> list[Wire]:
@@ -396,12 +452,25 @@ class LocalConnector(Connector):
 
         return await _run(work)
 
+    @staticmethod
+    def _course_filters(page: PageRequest) -> list:
+        c = t.courses.c
+        where = []
+        if page.filters.get("external_reference"):
+            where.append(c.external_reference == page.filters["external_reference"])
+        if page.filters.get("active"):
+            # Courses keep ``active`` in their document, as sent: JSON true or the string "true".
+            active = c.doc["active"]
+            where.append(or_(active.as_boolean() == true(), active.as_string() == "true"))
+        return where
+
     async def list_courses(self, ctx: CallContext, page: PageRequest) -> ListResult:
         acct = ctx.account.id
+        where = self._course_filters(page)
 
         def work() -> ListResult:
-            rows = self.store.list(t.courses, acct, page)
-            ctx.log_raw("GET", "local://courses", response=_raw_rows(rows.items))
+            rows = self.store.list(t.courses, acct, page, where)
+            ctx.log_raw("GET", "local://courses", response=lambda: _raw_rows(rows.items))
             return ListResult(
                 items=self._courses_to_wire(acct, rows.items),
                 next_last_id=rows.last_id if rows.has_more else None,
@@ -415,7 +484,7 @@ class LocalConnector(Connector):
         doc = body.model_dump(mode="json")
         values = {"external_reference": body.external_reference, "email": body.email, "doc": doc}
         created = await _run(lambda: self.store.upsert_user(acct, user_id, values, _now()))
-        ctx.log_raw("PUT", f"local://users/{user_id}", body=doc)
+        ctx.log_raw("PUT", f"local://users/{user_id}", body=lambda: doc)
         return WriteResult(id=user_id, remote_id=user_id, created=created,
                            external_reference=body.external_reference)
 

@@ -7,6 +7,7 @@ embedded LMS has no value), with date-times rendered with a ``Z`` and durations 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,8 +36,14 @@ def duration_columns(text: str | None) -> tuple[str | None, Decimal | None, int 
     return text, parsed.seconds, parsed.months
 
 
+@lru_cache(maxsize=4096)
+def _normalised(text: str) -> str:
+    return Duration.parse(text).isoformat()
+
+
 def normalised_duration(text: str | None) -> str | None:
-    return Duration.parse(text).isoformat() if text else None
+    """The normal form of a stored duration (cached: the same few values repeat endlessly)."""
+    return _normalised(text) if text else None
 
 
 def _enum(value: str | None, source: Any) -> Wire | None:
