@@ -250,6 +250,9 @@ def test_every_operation_answers_preference_applied(sdk: Sdk434, prefer: str) ->
     # With respond-async too (issue 6), single writes are accepted for background delivery: 202,
     # and both preferences applied. Reads and the batch (already a 202) stay as they are.
     asynchronous = "respond-async" in prefer
+    # The learner exists before the loop: with respond-async the completion that would create it
+    # is only stored later, by the background worker, and the GET below must not race it.
+    assert sdk.send("PUT", f"/unified/lms/users/{user}", {"name": "Prefer"}).status_code == 201
     for method, path, body, status in calls:
         resp = sdk.send(method, path, body, prefer=prefer)
         applied = {p.strip() for p in resp.headers.get("preference-applied", "").split(",")}
