@@ -32,8 +32,10 @@ def slow_batch() -> dict[str, Any]:
             "external_reference": f"hb-{i:04d}",
             "title": f"Heartbeat item {i}",
             "duration": "PT10M",
-            "categories": [{"name": f"hb-category-{i % 50}"}],
-            "skills": [{"name": f"hb-skill-{i % 50}"}],
+            # several categories and skills per item keep the batch well above a second, now
+            # that one item costs little
+            "categories": [{"name": f"hb-category-{(i + k) % 50}"} for k in range(4)],
+            "skills": [{"name": f"hb-skill-{(i + k) % 50}"} for k in range(4)],
         }
         for i in range(SLOW_BATCH)
     ]}
