@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.types import Receive, Scope, Send
 
 from lmsgate import __version__
 from lmsgate.api import errors, openapi
-from lmsgate.api.fastpath import CompletionFastPath
+from lmsgate.api.fastpath import CompletionFastLane
 from lmsgate.api.heartbeat import Heartbeat
 from lmsgate.api.idempotency import Idempotency
 from lmsgate.api.limits import BodySizeLimit, RequestHeadLimits
@@ -43,13 +45,28 @@ async def delivery_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await runtime.stop()
+        await container.outbound.aclose()  # the pooled provider connections of this event loop
 
 
-def create_app(container: Container | None = None, *, fast_path: bool = True) -> FastAPI:
+class LmsGateApp(FastAPI):
+    """FastAPI, with the completion fast lane (``lmsgate.api.fastpath``) ahead of it."""
+
+    fast_lane: CompletionFastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if lane is not None and scope["type"] == "http" and lane.claims(scope):
+            scope["app"] = self
+            await lane.serve(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(container: Container | None = None, *, fast_path: bool = True) -> LmsGateApp:
     """Build the app. ``fast_path=False`` serves completions through FastAPI only (for tests
-    that prove both paths behave the same)."""
+    that prove both lanes behave the same)."""
     container = container or bootstrap()
-    app = FastAPI(
+    app = LmsGateApp(
         title="lmsgate", version=__version__, docs_url="/docs", redoc_url=None,
         openapi_url="/openapi.json", lifespan=delivery_lifespan,
     )
@@ -61,10 +78,11 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     openapi.install(app)
 
     # Starlette runs the middleware added last first: observation (request id, metrics, logs),
-    # the heartbeat, the URL and header limits, the rate limits, the body size limit, Idempotency-Key
-    # (api/idempotency.py), then the completion fast path (api/fastpath.py). Observation sits
-    # outside everything so that every answer, refusals included, carries its x-request-id and is
-    # counted; the heartbeat sits outside the refusals so even a refusal says Preference-Applied.
+    # the heartbeat, the URL and header limits, the rate limits, the body size limit, then
+    # Idempotency-Key (api/idempotency.py). Observation sits outside everything so that every
+    # answer, refusals included, carries its x-request-id and is counted; the heartbeat sits
+    # outside the refusals so even a refusal says Preference-Applied. The completion fast lane
+    # (api/fastpath.py) runs ahead of all of them, doing their work itself with the same parts.
     settings = container.settings
     metrics = Metrics()
     app.state.metrics = metrics
@@ -75,22 +93,29 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
                                   body_bytes=settings.request_log_body_bytes)
         metrics.track_pending(lambda: writer.pending)
     app.state.request_log_writer = writer
-    if fast_path:
-        app.add_middleware(CompletionFastPath, container=container)
     app.add_middleware(Idempotency, store=container.idempotency, resolver=container.resolver, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    rate_limit = None
     if settings.rate_limit_per_minute or settings.auth_failures_per_minute:
         per_key, per_address = settings.rate_limit_per_minute, settings.auth_failures_per_minute
-        app.add_middleware(
-            RateLimit, per_minute=per_key, failures_per_minute=per_address,
+        limits = dict(
+            per_minute=per_key, failures_per_minute=per_address,
             keys=make_buckets(settings.rate_limit_store, container.engine, per_key, "key") if per_key else None,
             addresses=make_buckets(settings.rate_limit_store, container.engine, per_address, "address")
             if per_address else None,
             on_refusal=lambda reason: metrics.rate_limited.labels(reason).inc(),
         )
+        app.add_middleware(RateLimit, **limits)
+        rate_limit = RateLimit(None, **limits)  # type: ignore[arg-type]  # the lane's, on the same buckets
     app.add_middleware(RequestHeadLimits, max_url_bytes=settings.max_url_bytes,
                        max_header_bytes=settings.max_header_bytes, max_header_count=settings.max_header_count)
     app.add_middleware(Heartbeat, after=settings.heartbeat_after_seconds,
                        interval=settings.heartbeat_interval_seconds)
     app.add_middleware(Observe, routes=app.routes, metrics=metrics, writer=writer)
+    if fast_path:
+        route = next(c.route for c in iter_route_contexts(app.routes)
+                     if getattr(c.route, "operation_id", None) == "lms_create_user_completion")
+        app.fast_lane = CompletionFastLane(
+            container, observe=Observe(None, routes=app.routes, metrics=metrics, writer=writer),  # type: ignore[arg-type]
+            rate_limit=rate_limit, route=route)
     return app

@@ -1,115 +1,160 @@
 """The hot path: ``POST /unified/lms/users/{id}/completions`` without the framework around it.
 
-Completions are most of lmsgate's traffic, so this one route is served by a small ASGI
-handler in front of FastAPI. It does exactly what the FastAPI route does, through the same
-parts: the same authentication and account resolution (``api.deps``), the same model
-(``LmsCreateCompletionRequestDto``, validated by pydantic-core straight from the JSON bytes),
-the same service call and the same response and error bodies. What it skips is the routing,
-dependency injection and response machinery of the framework.
+Completions are most of lmsgate's traffic, so this one operation has its own lane. The app
+(:class:`lmsgate.api.app.LmsGateApp`) hands every request to :meth:`CompletionFastLane.claims`
+first; a request it claims is served here, ahead of FastAPI and its middleware stack, and
+every other request takes the normal route. The lane does what that stack would have done for
+this request, through the same parts:
 
-A request it is not sure about is passed to FastAPI untouched: any other path or method, a
-query string (``raw=true`` needs the raw log), a ``Prefer`` header other than
-``respond-async`` (``heartbeat`` needs the routed request), an ``Idempotency-Key`` header,
-or a body that is not plain ``application/json``. ``tests/integration`` runs the same
-completion tests through both paths.
+* the request id, metrics, access log and request log of :class:`~lmsgate.api.observe.Observe`;
+* the rate limits of :class:`~lmsgate.api.ratelimit.RateLimit`, with the same buckets;
+* the same authentication and account resolution (``api.deps``), the same model
+  (``LmsCreateCompletionRequestDto``, validated by pydantic-core straight from the JSON bytes),
+  the same service call and the same response and error bodies.
+
+It only claims what it is sure about. Anything else goes the normal way untouched: another
+path or method, a query string (``raw=true`` needs the raw log), a ``Prefer`` other than
+``respond-async`` (``heartbeat`` needs the routed request), an ``Idempotency-Key``, a body
+that is not plain ``application/json`` or has no ``Content-Length``, and anything over the
+size limits (the middleware refuses it in the usual words). ``tests/integration`` runs the
+same completion tests through both lanes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lmsgate.api.deps import basic_username
 from lmsgate.api.errors import describe_validation_errors
-from lmsgate.api.limits import BodyTooLarge
-from lmsgate.api.observe import note_caller
+from lmsgate.api.observe import Observe, _current, note_caller
+from lmsgate.api.ratelimit import RateLimit
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
 from lmsgate.api.responses import error_body, now_iso
 from lmsgate.api.writes import accepted_body, accepted_headers
 from lmsgate.bootstrap import Container
 from lmsgate.connectors.base import CallContext
 from lmsgate.errors import BadRequest, LmsGateError
+from lmsgate.logs import request_id_var
 from lmsgate.schema import LmsCreateCompletionRequestDto
 from lmsgate.service.deliveries import Deferred
 
 log = logging.getLogger("lmsgate.api.fastpath")
 
-_PATH = re.compile(r"^/unified/lms/users/([^/]+)/completions$")
+_PREFIX, _SUFFIX = "/unified/lms/users/", "/completions"
+_PATH = re.compile(r"^/unified/lms/users/[^/]+/completions$")
 _VALIDATE = LmsCreateCompletionRequestDto.model_validate_json
 _PASS_HEADERS = {b"idempotency-key"}
 _JSON = [(b"content-type", b"application/json")]
 
 
-class CompletionFastPath:
-    def __init__(self, app: ASGIApp, container: Container) -> None:
-        self.app = app
+class CompletionFastLane:
+    def __init__(self, container: Container, *, observe: Observe, rate_limit: RateLimit | None,
+                 route: Any) -> None:
         self.container = container
+        self.observe = observe
+        self.rate_limit = rate_limit
+        self.route = route
+        settings = container.settings
+        self.max_body = settings.max_body_bytes
+        self.max_url = settings.max_url_bytes
+        self.max_header_bytes = settings.max_header_bytes
+        self.max_header_count = settings.max_header_count
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
-            await self.app(scope, receive, send)
-            return
-        match = _PATH.match(scope["path"])
-        if match is None:
-            await self.app(scope, receive, send)
-            return
-        headers: dict[bytes, bytes] = {}
-        prefer: list[str] = []
-        for name, value in scope["headers"]:
-            if name in _PASS_HEADERS:
-                await self.app(scope, receive, send)
-                return
-            if name == b"prefer":
-                prefer.append(value.decode("latin-1"))
-            headers[name] = value
-        respond_async = False
-        if prefer:  # only respond-async is served here; heartbeat needs the routed request
-            if preferences(prefer) != {RESPOND_ASYNC}:
-                await self.app(scope, receive, send)
-                return
-            respond_async = True
-        content_type = headers.get(b"content-type", b"")
-        if content_type.split(b";")[0].strip().lower() != b"application/json":
-            await self.app(scope, receive, send)
-            return
+    def claims(self, scope: Scope) -> bool:
+        """Whether this lane serves the request (see the module docstring); reads only the head."""
+        if scope["method"] != "POST" or scope.get("query_string") or _PATH.match(scope["path"]) is None:
+            return False
+        headers = scope["headers"]
+        if len(headers) > self.max_header_count or len(scope.get("raw_path") or b"") > self.max_url:
+            return False
+        size = 0
+        length = None
+        for name, value in headers:
+            size += len(name) + len(value)
+            if name == b"content-type":
+                if value.split(b";")[0].strip().lower() != b"application/json":
+                    return False
+            elif name == b"content-length":
+                length = value
+            elif name == b"prefer":
+                if preferences([value.decode("latin-1")]) != {RESPOND_ASYNC}:
+                    return False
+            elif name in _PASS_HEADERS:
+                return False
+        if size > self.max_header_bytes or length is None or not length.isdigit():
+            return False
+        return int(length) <= self.max_body
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe = self.observe
+        record, authorization = observe.start(scope)
+        token, rid_token = _current.set(record), request_id_var.set(record.request_id)
+        scope["route"] = self.route
+        address = record.client or "unknown"
+        request_body = b""
+        extra: list[tuple[bytes, bytes]] = []
         try:
-            status, body, extra_headers = await self._handle(match.group(1), headers, receive, respond_async)
-        except LmsGateError as exc:
-            status, body = exc.status, error_body(exc.status, exc.message, exc.provider_errors)
-            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-            await _respond(send, status, body, extra)
-            return
-        except BodyTooLarge:
-            raise  # BodySizeLimit, around us, answers it
-        except Exception:  # same contract as the app's catch-all handler
-            log.exception("unhandled error on the completion fast path")
-            status, body, extra_headers = 500, error_body(500, "Internal server error"), []
-        await _respond(send, status, body, extra_headers)
+            refusal = None
+            if self.rate_limit is not None:
+                refusal = await self.rate_limit.refusal(authorization, address)
+            if refusal is not None:
+                reason, retry_after, message = refusal
+                self.rate_limit.refused(reason)  # type: ignore[union-attr]
+                status, body = 429, error_body(429, message)
+                extra = [(b"retry-after", str(retry_after).encode())]
+            else:
+                request_body = await _read_body(receive)
+                try:
+                    status, body, extra = await self._handle(record.path, scope["headers"], request_body)
+                except LmsGateError as exc:
+                    status, body = exc.status, error_body(exc.status, exc.message, exc.provider_errors)
+                    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+                except Exception:  # same contract as the app's catch-all handler
+                    log.exception("unhandled error on the completion fast lane")
+                    status, body, extra = 500, error_body(500, "Internal server error"), []
+                if self.rate_limit is not None:
+                    await self.rate_limit.answered(authorization, address, status)
+            payload = orjson.dumps(body)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), *extra,
+                                    (b"x-request-id", record.request_id.encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            limit = observe.body_bytes
+            observe.finish(scope, record, status, time.perf_counter() - record.started, authorization,
+                           request_body, payload,
+                           {"request": len(request_body) > limit, "response": len(payload) > limit})
+        finally:
+            _current.reset(token)
+            request_id_var.reset(rid_token)
 
-    async def _handle(self, raw_user_id: str, headers: dict[bytes, bytes],
-                      receive: Receive, respond_async: bool = False
+    async def _handle(self, path: str, raw_headers: list[tuple[bytes, bytes]], payload: bytes,
                       ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         c = self.container
-        project = c.resolver.project_for_key(basic_username(_header(headers, b"authorization")))
+        authorization = account_id = None
+        respond_async = False
+        for name, value in raw_headers:
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"x-account-id" and account_id is None:
+                account_id = value.decode("latin-1")
+            elif name == b"prefer":
+                respond_async = True  # claims() let only respond-async through
+        project = c.resolver.project_for_key(basic_username(authorization))
         note_caller(project)
-        account = c.resolver.account(project, _header(headers, b"x-account-id"))
+        account = c.resolver.account(project, account_id)
         note_caller(project, account)
-        user_id = raw_user_id  # ASGI's ``path`` is already percent-decoded
+        user_id = path[len(_PREFIX):-len(_SUFFIX)]  # ASGI's ``path`` is already percent-decoded
         if "\x00" in user_id:
             raise BadRequest("id: NUL characters are not allowed")
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
         try:
-            dto = _VALIDATE(b"".join(chunks))
+            dto = _VALIDATE(payload)
         except ValidationError as exc:
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
             raise BadRequest(describe_validation_errors(errors)) from None
@@ -124,14 +169,13 @@ class CompletionFastPath:
                      "data": {"id": result.id, "remote_id": result.remote_id}}, []
 
 
-def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
-    value = headers.get(name)
-    return value.decode("latin-1") if value is not None else None
-
-
-async def _respond(send: Send, status: int, body: dict[str, Any],
-                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), *(extra or [])]})
-    await send({"type": "http.response.body", "body": payload})
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)

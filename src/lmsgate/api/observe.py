@@ -173,6 +173,7 @@ class RequestLogWriter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._last_purge = 0.0
+        self._redactors: dict[tuple[str, ...], Redactor] = {}
 
     @property
     def pending(self) -> int:
@@ -227,14 +228,26 @@ class RequestLogWriter:
             return None
         if not truncated:
             try:
-                return redactor.data(orjson.loads(raw))
+                value = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 pass
+            else:  # most bodies hold nothing to mask: then the walk through every value is skipped
+                return value if redactor.leaves_alone(raw, value) else redactor.data(value)
         text = raw[: self.body_bytes].decode("utf-8", errors="replace")
         return redactor.text(text) + (" …[truncated]" if truncated else "")
 
+    def _redactor(self, secrets: tuple[str, ...]) -> Redactor:
+        """One redactor per set of secrets (a caller's key), reused across rows: building one
+        compiles a pattern."""
+        redactor = self._redactors.get(secrets)
+        if redactor is None:
+            if len(self._redactors) > 256:
+                self._redactors.clear()
+            redactor = self._redactors[secrets] = Redactor(secrets)
+        return redactor
+
     def _row(self, r: RequestRecord, extra: dict[str, Any]) -> dict[str, Any]:
-        redactor = Redactor([s for s in extra.get("secrets", ()) if s])
+        redactor = self._redactor(tuple(s for s in extra.get("secrets", ()) if s))
         headers = redactor.headers(extra.get("request_headers", []))
         url = redactor.url(r.path + ("?" + r.query if r.query else ""))
         response_body = self._body(extra.get("response_body", b""), redactor, extra.get("response_truncated", False))
@@ -305,22 +318,9 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                request_id = candidate if _REQUEST_ID.match(candidate) else None
-            elif name == b"authorization":
-                authorization = value.decode("latin-1")
-        request_id = request_id or uuid.uuid4().hex
-        client = scope.get("client")
-        record = RequestRecord(
-            id=new_id(), request_id=request_id, method=scope["method"], path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"), client=client[0] if client else None,
-            started=time.perf_counter(), started_at=datetime.now(UTC), metrics=self.metrics,
-        )
-        token, rid_token = _current.set(record), request_id_var.set(request_id)
+        record, authorization = self.start(scope)
+        token, rid_token = _current.set(record), request_id_var.set(record.request_id)
+        request_id = record.request_id
         status = 0
         started = False
         capture = self.writer is not None and self.body_bytes > 0 and not scope["path"].startswith(NOT_LOGGED)
@@ -363,10 +363,29 @@ class Observe:
         finally:
             seconds = time.perf_counter() - record.started
             try:
-                self._finish(scope, record, status, seconds, authorization, request_body, response_body, truncated)
+                self.finish(scope, record, status, seconds, authorization, request_body, response_body, truncated)
             finally:
                 _current.reset(token)
                 request_id_var.reset(rid_token)
+
+    def start(self, scope: Scope) -> tuple[RequestRecord, str | None]:
+        """The record of a new request (its id taken from ``x-request-id`` or made), and its
+        ``Authorization`` header. The caller sets :data:`_current` and the log's request id."""
+        request_id = None
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                request_id = candidate if _REQUEST_ID.match(candidate) else None
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+        client = scope.get("client")
+        record = RequestRecord(
+            id=new_id(), request_id=request_id or uuid.uuid4().hex, method=scope["method"], path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"), client=client[0] if client else None,
+            started=time.perf_counter(), started_at=datetime.now(UTC), metrics=self.metrics,
+        )
+        return record, authorization
 
     def _route(self, scope: Scope) -> Any:
         route = scope.get("route")
@@ -380,7 +399,7 @@ class Observe:
                 return candidate
         return None
 
-    def _finish(self, scope: Scope, record: RequestRecord, status: int, seconds: float,
+    def finish(self, scope: Scope, record: RequestRecord, status: int, seconds: float,
                 authorization: str | None, request_body: bytearray, response_body: bytearray,
                 truncated: dict[str, bool]) -> None:
         route = self._route(scope)

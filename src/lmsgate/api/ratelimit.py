@@ -27,6 +27,7 @@ Buckets are named by the key's SHA-256 (never the key) or by the address. Where 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -116,6 +117,12 @@ def _authorization(scope: Scope) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _bucket_name(key: str) -> str:
+    """A key's bucket is named by its SHA-256, never by the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 async def _call(buckets: Buckets, method: str, key: str) -> float:
     fn = getattr(buckets, method)
     if buckets.blocking:
@@ -140,32 +147,47 @@ class RateLimit:
         self.on_refusal = on_refusal
         """Told ``api_key`` or ``auth_failures`` at each refusal (metrics)."""
 
+    async def refusal(self, header: str | None, address: str) -> tuple[str, int, str] | None:
+        """Take this request's token; ``(reason, retry_after, message)`` when it is over a limit."""
+        if self.addresses is not None:
+            wait = await _call(self.addresses, "peek", address)
+            if wait:
+                retry_after = max(1, math.ceil(wait))
+                return "auth_failures", retry_after, (
+                    f"Too many requests: this address failed to authenticate more than "
+                    f"{self.failures_per_minute} times a minute; retry after {retry_after} s")
+        try:
+            key = basic_username(header)
+        except Unauthorized:
+            key = None
+        if key and self.keys is not None:
+            wait = await _call(self.keys, "take", _bucket_name(key))
+            if wait:
+                retry_after = max(1, math.ceil(wait))
+                return "api_key", retry_after, (
+                    f"Too many requests: this API key may make {self.per_minute} requests per minute; "
+                    f"retry after {retry_after} s")
+        return None
+
+    async def answered(self, header: str | None, address: str, status: int) -> None:
+        """Count a failed authentication (a 401 to a request that presented credentials)."""
+        if status == 401 and header and self.addresses is not None:
+            await _call(self.addresses, "take", address)
+
+    def refused(self, reason: str) -> None:
+        if self.on_refusal is not None:
+            self.on_refusal(reason)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         header = _authorization(scope)
         address = (scope.get("client") or ("unknown",))[0]
-        if self.addresses is not None:
-            wait = await _call(self.addresses, "peek", address)
-            if wait:
-                retry_after = max(1, math.ceil(wait))
-                await self._refuse(send, "auth_failures", retry_after, (
-                    f"Too many requests: this address failed to authenticate more than "
-                    f"{self.failures_per_minute} times a minute; retry after {retry_after} s"))
-                return
-        try:
-            key = basic_username(header)
-        except Unauthorized:
-            key = None
-        if key and self.keys is not None:
-            wait = await _call(self.keys, "take", hashlib.sha256(key.encode()).hexdigest())
-            if wait:
-                retry_after = max(1, math.ceil(wait))
-                await self._refuse(send, "api_key", retry_after, (
-                    f"Too many requests: this API key may make {self.per_minute} requests per minute; "
-                    f"retry after {retry_after} s"))
-                return
+        refusal = await self.refusal(header, address)
+        if refusal is not None:
+            await self._refuse(send, *refusal)
+            return
         if self.addresses is None or not header:
             await self.app(scope, receive, send)
             return
@@ -178,12 +200,10 @@ class RateLimit:
             await send(message)
 
         await self.app(scope, receive, watch)
-        if status == 401:
-            await _call(self.addresses, "take", address)
+        await self.answered(header, address, status)
 
     async def _refuse(self, send: Send, reason: str, retry_after: int, message: str) -> None:
-        if self.on_refusal is not None:
-            self.on_refusal(reason)
+        self.refused(reason)
         body = orjson.dumps(error_body(429, message))
         await send({
             "type": "http.response.start", "status": 429,

@@ -16,6 +16,7 @@ Two layers, because a secret can travel in ways no single rule sees:
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import threading
@@ -34,18 +35,31 @@ SENSITIVE_HEADERS = frozenset({
     "x-auth-token", "x-access-token", "x-csrf-token", "www-authenticate",
 })
 _SENSITIVE_NAME = re.compile(
-    r"(pass(word)?|secret|token|api[_-]?key|apikey|authorization|credential|private[_-]?key|"
+    r"(pass(?!through)(word)?|secret|token|api[_-]?key|apikey|authorization|credential|private[_-]?key|"
     r"signature|session|cookie|client[_-]?secret|assertion)",
     re.IGNORECASE,
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
     return bool(_SENSITIVE_NAME.search(name))
 
 
 def _masked_key(key: object, value: object) -> bool:
     return isinstance(key, str) and is_sensitive_name(key) and value not in (None, "")
+
+
+def _has_sensitive_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or is_sensitive_name(k):
+                return True
+            if isinstance(v, (dict, list)) and _has_sensitive_key(v):
+                return True
+    elif isinstance(value, list):
+        return any(isinstance(v, (dict, list)) and _has_sensitive_key(v) for v in value)
+    return False
 
 
 def _forms(secret: str) -> set[str]:
@@ -72,6 +86,19 @@ class Redactor:
     def add_basic_pair(self, username: str, password: str) -> None:
         """Also mask the base64 form of a Basic auth pair (and its halves)."""
         self.add(username, password, base64.b64encode(f"{username}:{password}".encode()).decode())
+
+    def leaves_alone(self, raw_json: bytes, value: Any) -> bool:
+        """Whether :meth:`data` would return ``value``, parsed from ``raw_json``, unchanged: no
+        key has a sensitive name and no secret appears in the text. Text with escapes (``\\``)
+        is never judged so, since an escaped secret does not appear in it as written."""
+        if b"\\" in raw_json or _has_sensitive_key(value):
+            return False
+        if self._pattern is None:
+            return True
+        try:
+            return self._pattern.search(raw_json.decode("utf-8")) is None
+        except UnicodeDecodeError:
+            return False
 
     def text(self, value: str) -> str:
         if self._pattern is None or not value:

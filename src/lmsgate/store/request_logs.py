@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select
+from sqlalchemy import Engine, delete, or_, select
 
 from lmsgate.store import tables as t
+from lmsgate.store.bulk import Bulk
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +35,13 @@ class LogQuery:
 class RequestLogStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._bulk = Bulk(engine.dialect)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
+        """Store a batch of rows in one transaction (ids are new, so nothing is skipped)."""
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(t.request_logs), rows)
+                self._bulk.insert_ignoring(conn, t.request_logs, rows, conflict=("id",))
 
     def list(self, project_id: str, q: LogQuery) -> tuple[list[Any], bool]:
         """One page of the project's logs and whether more follow."""
