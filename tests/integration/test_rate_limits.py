@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from lmsgate.api.app import create_app
 from lmsgate.bootstrap import Container, bootstrap
+from lmsgate.api.ratelimit import RecentlyClear
 from lmsgate.settings import Settings
 from lmsgate.store.rate_limits import SqlTokenBuckets
 from support import shared_vault_key_file, assert_stackone_error, basic
@@ -49,6 +50,31 @@ def test_database_bucket_arithmetic(container: Container) -> None:
     assert buckets.take("k") > 0
     clock.now -= 30
     assert buckets.take("k") > 0, "a clock running behind refills nothing"
+
+
+def test_a_full_address_bucket_is_not_looked_up_again_for_a_second(container: Container) -> None:
+    """RecentlyClear keeps the failed-authentication check off the database on the hot path,
+    and sees failures counted by another process at most ``ttl`` seconds late."""
+    clock = Clock()
+    namespace = f"address-{secrets.token_hex(4)}"
+    shared = SqlTokenBuckets(container.engine, capacity=2, per_second=0.001, namespace=namespace, clock=clock)
+    here = RecentlyClear(shared, ttl=1.0, clock=clock)
+    other = SqlTokenBuckets(container.engine, capacity=2, per_second=0.001, namespace=namespace, clock=clock)
+    assert here.recent_peek("198.51.100.7") is None  # never looked at: ask the database
+    assert here.peek("198.51.100.7") == 0.0
+    assert here.recent_peek("198.51.100.7") == 0.0  # remembered as full
+    other.take("198.51.100.7")
+    other.take("198.51.100.7")  # another process used up the allowance
+    assert here.recent_peek("198.51.100.7") == 0.0  # not seen yet...
+    clock.now += 1.0
+    assert here.recent_peek("198.51.100.7") is None  # ...but at most a second later
+    assert here.peek("198.51.100.7") > 0
+    assert here.recent_peek("198.51.100.7") is None
+    # A failure here forgets the answer at once.
+    clock.now += 10_000
+    assert here.peek("203.0.113.5") == 0.0
+    here.take("203.0.113.5")
+    assert here.recent_peek("203.0.113.5") is None
 
 
 def test_a_process_whose_clock_is_behind_does_not_turn_back_a_buckets_time(container: Container) -> None:

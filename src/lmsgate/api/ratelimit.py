@@ -98,6 +98,45 @@ class TokenBuckets:
             del self._buckets[key]
 
 
+class RecentlyClear:
+    """Shared buckets, with the answer "this bucket is full" remembered for ``ttl`` seconds.
+
+    The failed-authentication limit looks at the caller's address on every request, but an
+    address almost never has failures. In front of database buckets this keeps that look-up
+    off the hot path: an address found with a full bucket is not looked up again for ``ttl``
+    seconds, unless it fails to authenticate here meanwhile (which takes a token and forgets
+    the answer). Failures counted by *other* API processes are therefore seen up to ``ttl``
+    seconds late.
+    """
+
+    blocking = True
+
+    def __init__(self, inner: Buckets, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self._clock = clock
+        self._clear: dict[str, float] = {}
+
+    def recent_peek(self, key: str) -> float | None:
+        """0 when ``key`` was found full less than ``ttl`` seconds ago; None when unknown."""
+        at = self._clear.get(key)
+        return 0.0 if at is not None and self._clock() - at < self.ttl else None
+
+    def peek(self, key: str) -> float:
+        wait = self.inner.peek(key)
+        if wait:
+            self._clear.pop(key, None)
+        else:
+            if len(self._clear) > _MAX_BUCKETS:
+                self._clear.clear()
+            self._clear[key] = self._clock()
+        return wait
+
+    def take(self, key: str) -> float:
+        self._clear.pop(key, None)
+        return self.inner.take(key)
+
+
 def make_buckets(store: str, engine: Engine, per_minute: int, namespace: str) -> Buckets:
     """Buckets allowing ``per_minute`` per name, in memory or in the database (see the module
     docstring); ``store`` is ``memory``, ``database`` or ``auto`` (database on PostgreSQL)."""
@@ -107,7 +146,8 @@ def make_buckets(store: str, engine: Engine, per_minute: int, namespace: str) ->
         return TokenBuckets(per_minute)
     from lmsgate.store.rate_limits import SqlTokenBuckets
 
-    return SqlTokenBuckets(engine, capacity=per_minute, per_second=per_minute / 60.0, namespace=namespace)
+    buckets = SqlTokenBuckets(engine, capacity=per_minute, per_second=per_minute / 60.0, namespace=namespace)
+    return RecentlyClear(buckets) if namespace == "address" else buckets
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -150,7 +190,10 @@ class RateLimit:
     async def refusal(self, header: str | None, address: str) -> tuple[str, int, str] | None:
         """Take this request's token; ``(reason, retry_after, message)`` when it is over a limit."""
         if self.addresses is not None:
-            wait = await _call(self.addresses, "peek", address)
+            recent = getattr(self.addresses, "recent_peek", None)
+            wait = recent(address) if recent is not None else None
+            if wait is None:
+                wait = await _call(self.addresses, "peek", address)
             if wait:
                 retry_after = max(1, math.ceil(wait))
                 return "auth_failures", retry_after, (

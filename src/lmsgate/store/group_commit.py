@@ -8,6 +8,10 @@ acknowledged write is always durable, and at low load a lone request is written 
 
 If a batch fails as a whole, its items are retried one by one so that one bad item cannot
 fail its neighbours.
+
+``max_in_flight`` transactions may be open at once. SQLite has one writer, so one is right
+there; PostgreSQL takes concurrent writers, and while one batch waits on its round trips the
+next can already be on its way, so there a few are allowed.
 """
 
 from __future__ import annotations
@@ -23,21 +27,23 @@ R = TypeVar("R")
 
 
 class GroupCommitter(Generic[T, R]):
-    def __init__(self, write_batch: Callable[[list[T]], list[R]], *, max_batch: int = 1000) -> None:
+    def __init__(self, write_batch: Callable[[list[T]], list[R]], *, max_batch: int = 1000,
+                 max_in_flight: int = 1) -> None:
         self._write_batch = write_batch
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._flushing = False
+        self._flushing = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests, a restarted server): start afresh
-            self._loop, self._pending, self._flushing = loop, [], False
+            self._loop, self._pending, self._flushing = loop, [], 0
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        if not self._flushing:
-            self._flushing = True
+        if self._flushing < self._max_in_flight:
+            self._flushing += 1
             loop.create_task(self._flush())
         return await future
 
@@ -56,7 +62,7 @@ class GroupCommitter(Generic[T, R]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._flushing = False
+            self._flushing -= 1
 
     async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         for item, future in batch:

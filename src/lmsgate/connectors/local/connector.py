@@ -88,7 +88,8 @@ class LocalConnector(Connector):
         self.store = store
         # Completions are the hot path: concurrent posts share one transaction (group commit).
         self._completions: GroupCommitter[dict[str, Any], tuple[str, bool]] = GroupCommitter(
-            lambda rows: store.insert_records(t.completions, rows)
+            lambda rows: store.insert_records(t.completions, rows),
+            max_in_flight=4 if store.engine.dialect.name == "postgresql" else 1,
         )
 
     async def verify(self, ctx: CallContext) -> str:
