@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from lmsgate.api.routing import OPERATION_PARAMETERS
-from lmsgate.schema import LmsBatchUpsertContentRequestDto
+from lmsgate.schema import ERROR_MODELS, LmsBatchUpsertContentRequestDto
 
 DESCRIPTION = """\
 A self-hosted unified LMS API. Paths, JSON names, status codes, errors and pagination follow
@@ -52,10 +52,12 @@ def build(app: FastAPI) -> dict[str, Any]:
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     _, extra = models_json_schema(
-        [(LmsBatchUpsertContentRequestDto, "validation")], ref_template="#/components/schemas/{model}"
+        [(LmsBatchUpsertContentRequestDto, "validation"),
+         *((model, "serialization") for model in ERROR_MODELS.values())],
+        ref_template="#/components/schemas/{model}",
     )
     for name, schema in extra.get("$defs", {}).items():
-        schemas.setdefault(name, schema)
+        schemas.setdefault(name, _without_null_defaults(schema))
     doc["components"]["securitySchemes"] = {"basic": {"type": "http", "scheme": "basic"}}
     doc["security"] = [{"basic": []}]
     for path_item in doc["paths"].values():
@@ -71,6 +73,15 @@ def build(app: FastAPI) -> dict[str, Any]:
                 success["links"] = {name: {"operationId": target, "parameters": dict(parameters)}
                                     for name, (target, parameters) in links.items()}
     return doc
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    """As FastAPI writes its own schemas: an optional property says nothing of a null default."""
+    if isinstance(schema, dict):
+        return {k: _without_null_defaults(v) for k, v in schema.items() if not (k == "default" and v is None)}
+    if isinstance(schema, list):
+        return [_without_null_defaults(v) for v in schema]
+    return schema
 
 
 def install(app: FastAPI) -> None:
