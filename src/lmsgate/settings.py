@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Default for each account: provider calls per second, all workers "
         "together; 0 for no limit.",
     )
+    delivery_batch_size: int = Field(
+        default=25, ge=1,
+        description="Deliveries one provider call may carry where the provider takes batches (xAPI: an array "
+        "of statements in one POST); 1 sends every delivery on its own. A batch counts as one call for the "
+        "account's limits.",
+    )
     delivery_attempt_seconds: float = Field(
         default=30.0, gt=0, description="Time one delivery attempt may spend on provider calls."
     )

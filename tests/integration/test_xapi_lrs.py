@@ -171,3 +171,35 @@ def test_lrs_filtering_sends_the_xapi_query_parameters(tenant: Tenant, lrs: Ralp
         assert query["verb"] == f"http://adlnet.gov/expapi/verbs/{verb}"
         assert json.loads(query["agent"]) == {"account": {"homePage": ACTOR_HOMEPAGE, "name": "learner-9"}}
         assert query["since"] == "2024-01-01T00:00:00.000Z"
+
+
+def test_statement_batches_for_background_delivery(tenant: Tenant, lrs: RalphLRS) -> None:
+    """Background delivery posts statement batches (``create_user_completion_batch``): a batch is
+    stored whole; an LRS answer to a batch holding a conflicting statement refuses all of it
+    (the drainer then sends its statements one by one)."""
+    import anyio
+
+    from lmsgate.connectors.base import CallContext
+    from lmsgate.errors import Conflict
+    from lmsgate.schema import LmsCreateCompletionRequestDto
+
+    writer = lrs.take_writer()
+    xapi = link_lrs(tenant, lrs, writer)
+    account = tenant.container.tenancy.get_account(xapi.account_id)
+    connector = tenant.container.registry.for_account(account)
+    ctx = CallContext(account=account)
+    items = [(f"batch-learner-{n}", LmsCreateCompletionRequestDto.model_validate(completion(ref=f"batch-{n}")))
+             for n in range(3)]
+    results = anyio.run(connector.create_user_completion_batch, ctx, items)
+    stored = {s["id"] for s in lrs.statements(writer)}
+    assert len(stored) == 3 and {r.id for r in results} == stored
+    again = anyio.run(connector.create_user_completion_batch, ctx, items)  # sent again after a crash
+    assert [r.id for r in again] == [r.id for r in results]
+    assert {s["id"] for s in lrs.statements(writer)} == stored
+
+    changed = LmsCreateCompletionRequestDto.model_validate(completion(ref="batch-0", score={"percentage": 1}))
+    fresh = LmsCreateCompletionRequestDto.model_validate(completion(ref="batch-9"))
+    with pytest.raises(Conflict):
+        anyio.run(connector.create_user_completion_batch, ctx, [("batch-learner-0", changed),
+                                                               ("batch-learner-9", fresh)])
+    assert {s["id"] for s in lrs.statements(writer)} == stored, "a refused batch stored part of itself"

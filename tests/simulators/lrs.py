@@ -3,14 +3,17 @@
 Built for the delivery fault tests and ``bench/delivery_bench.py``: an asyncio server in its
 own thread (thousands of requests a second), speaking the part of xAPI the ``xapi`` connector
 writes with: ``PUT /xapi/statements?statementId=…`` (204; 409 for a different statement under a
-known id) and ``GET /xapi/statements?limit=1`` (the account check).
+known id), ``POST /xapi/statements`` with one statement or an array (200 with their ids; all or
+nothing, as xAPI requires: one statement refused refuses the batch) and ``GET
+/xapi/statements?limit=1`` (the account check).
 
 What it records, to judge lmsgate by:
 
 * ``accepted``: per statement id, how many times a PUT of it was answered 2xx: a completion
   that arrived exactly once has 1. ``stored`` holds the statements themselves.
 * per account (the Basic user name): the most requests it ever had in flight at once, and
-  the arrival time of every request, to check concurrency and rate limits.
+  the arrival time of every request, to check concurrency and rate limits; ``batches`` counts
+  the statement batches (POSTs) it accepted.
 
 Modes (:meth:`LrsSimulator.set_mode`): ``healthy`` answers after ``latency`` seconds; ``slow``
 after ``slow_seconds``; ``429`` answers 429 with ``Retry-After``; ``500`` answers 500; ``dead``
@@ -48,10 +51,12 @@ class LrsSimulator:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.requests = 0
+        self.batches = 0
         self.lock = threading.Lock()
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     # ------------------------------------------------------------ control (any thread)
@@ -92,12 +97,19 @@ class LrsSimulator:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
+        """Stop listening and drop the open (keep-alive) connections: a dead provider answers nothing."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for task in self._connections:
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -120,9 +132,10 @@ class LrsSimulator:
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
+            self._connections.discard(task)
             writer.close()
 
     async def _handle(self, method: str, target: str, headers: dict[str, str],
@@ -147,21 +160,32 @@ class LrsSimulator:
                 return 404, {"error": "no such resource"}, {}
             if method == "GET":
                 return 200, {"statements": [], "more": ""}, {}
-            if method != "PUT":
+            if method == "PUT":
+                statements = [{**json.loads(body), "id": query.get("statementId", "")}]
+            elif method == "POST":
+                parsed = json.loads(body)
+                statements = parsed if isinstance(parsed, list) else [parsed]
+            else:
                 return 405, {"error": "method not allowed"}, {}
-            sid = query.get("statementId", "")
-            statement = json.loads(body)
-            activity = (statement.get("object") or {}).get("id", "")
-            if any(activity.endswith(ref) for ref in self.reject):
-                return 400, {"error": f"statement {sid} refused: activity {activity} is not in the catalogue"}, {}
-            with self.lock:
-                known = self.stored.get(sid)
-                if known is not None and known != statement:
-                    return 409, {"error": "conflict"}, {}
-                self.stored[sid] = statement
-                self.accepted[sid] += 1
-                self.accepted_at.setdefault(sid, time.monotonic())
-            return 204, None, {}
+            for statement in statements:
+                activity = (statement.get("object") or {}).get("id", "")
+                if any(activity.endswith(ref) for ref in self.reject):
+                    return 400, {"error": f"statement {statement.get('id')} refused: activity {activity} is not "
+                                 "in the catalogue"}, {}
+            with self.lock:  # all or nothing
+                for statement in statements:
+                    known = self.stored.get(statement.get("id", ""))
+                    if known is not None and known != statement:
+                        return 409, {"error": "conflict"}, {}
+                at = time.monotonic()
+                for statement in statements:
+                    sid = statement["id"]
+                    self.stored[sid] = statement
+                    self.accepted[sid] += 1
+                    self.accepted_at.setdefault(sid, at)
+                if method == "POST":
+                    self.batches += 1
+            return (204, None, {}) if method == "PUT" else (200, [st["id"] for st in statements], {})
         finally:
             with self.lock:
                 self.in_flight[user] -= 1

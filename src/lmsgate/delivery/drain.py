@@ -9,16 +9,26 @@ workers, and what lets a drainer treat deliveries left ``delivering`` as orphans
 worker.
 
 A drain claims due deliveries in rounds of a few times the concurrency limit, sends them with
-at most ``concurrency`` in flight and paced to ``rate`` per second, writes every outcome in one
-transaction per round, and stops when nothing is due, when the provider fails (the account is
-paused), or after ``budget`` seconds so other accounts get their turn. It returns when it wants
-to run again.
+at most ``concurrency`` provider calls in flight and paced to ``rate`` calls per second, writes
+every outcome in one transaction per round, and stops when nothing is due, when the provider
+fails (the account is paused), or after ``budget`` seconds so other accounts get their turn. It
+returns when it wants to run again.
+
+Where the account's connector writes an operation in batches (xAPI: many statements in one
+``POST``), a round claims ``concurrency × batch_size`` deliveries and sends them ``batch_size``
+to a call; a call counts once for the limits. With a rate limit, a round holds about a second's
+worth of calls (outcomes are written per round: a worker killed mid-round sends at most that
+again). A batch the provider refuses as a whole for a permanent reason (one invalid item
+spoils an xAPI batch) is sent again item by item, so only the faulty delivery is
+dead-lettered; a passing failure (5xx, 429, timeout) is every item's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +39,7 @@ from lmsgate.connectors.base import CallContext
 from lmsgate.connectors.registry import ConnectorRegistry
 from lmsgate.delivery.operations import OPERATIONS
 from lmsgate.delivery.policy import DeliveryPolicy, Failure, classify
+from lmsgate.errors import LmsGateError
 from lmsgate.settings import Settings
 from lmsgate.store.deliveries import DeliveryStore, Outcome
 from lmsgate.store.tenancy import Account, Tenancy
@@ -36,7 +47,8 @@ from lmsgate.store.tenancy import Account, Tenancy
 log = logging.getLogger("lmsgate.delivery")
 
 ROUND_FACTOR = 4
-"""A round claims this many deliveries per allowed concurrent call."""
+"""A round claims this many deliveries per allowed concurrent call (one batch each where the
+connector sends batches), and no more than about a second's worth at the account's rate."""
 
 
 def utcnow() -> datetime:
@@ -85,6 +97,12 @@ class Drainer:
         if state.paused_until is not None and state.paused_until > utcnow():
             return (state.paused_until - utcnow()).total_seconds()
 
+        batching = self._batching(account)
+        per_call = policy.batch_size if batching else 1
+        calls = policy.concurrency * (1 if per_call > 1 else ROUND_FACTOR)
+        if policy.rate > 0:  # about a second's worth: outcomes are recorded per round
+            calls = min(calls, math.ceil(policy.rate))
+        round_size = calls * per_call
         bucket = RateBucket(policy.rate, state.tokens, state.tokens_at)
         failures, paused_until = state.failures, None
         deadline = time.monotonic() + budget
@@ -93,12 +111,12 @@ class Drainer:
             if time.monotonic() >= deadline:
                 more = True
                 break
-            claimed = await anyio.to_thread.run_sync(self.store.claim, account_id, utcnow(),
-                                                     policy.concurrency * ROUND_FACTOR)
+            claimed = await anyio.to_thread.run_sync(self.store.claim, account_id, utcnow(), round_size)
             if not claimed:
                 break
-            outcomes, failure, delivered, unsent = await self._round(account, claimed, policy, bucket)
-            await anyio.to_thread.run_sync(self.store.record, outcomes)
+            outcomes, failure, delivered, unsent = await self._round(account, claimed, policy, bucket,
+                                                                     batching, per_call)
+            await anyio.to_thread.run_sync(self.store.record, outcomes, account_id)
             if unsent:
                 await anyio.to_thread.run_sync(self.store.release, unsent, utcnow())
             if failure is not None:
@@ -119,32 +137,58 @@ class Drainer:
         due = await anyio.to_thread.run_sync(self.store.next_due, account_id)
         return None if due is None else max(0.0, (due - utcnow()).total_seconds())
 
+    def _batching(self, account: Account) -> frozenset[str]:
+        """The operations the account's connector sends in batches."""
+        try:
+            cls = self.registry.connector_class(account.provider)
+        except LmsGateError:
+            return frozenset()  # no connector: every attempt fails on its own, and says why
+        return frozenset(name for name, op in OPERATIONS.items() if op.batches(cls))
+
     async def _round(self, account: Account, claimed: list[dict[str, Any]], policy: DeliveryPolicy,
-                     bucket: RateBucket) -> tuple[list[Outcome], Failure | None, int, list[int]]:
+                     bucket: RateBucket, batching: frozenset[str] = frozenset(),
+                     per_call: int = 1) -> tuple[list[Outcome], Failure | None, int, list[int]]:
         outcomes: list[Outcome] = []
         unsent: list[int] = []
         first_failure: list[Failure] = []
         gate = asyncio.Semaphore(policy.concurrency)
 
-        async def one(row: dict[str, Any]) -> None:
+        async def call(rows: list[dict[str, Any]]) -> None:
             async with gate:
                 if first_failure:  # the provider failed meanwhile: leave the rest for after the pause
-                    unsent.append(row["seq"])
+                    unsent.extend(row["seq"] for row in rows)
                     return
                 await bucket.take()
-                outcome, failure = await self._attempt(account, row, policy)
+                if len(rows) == 1:
+                    results = [await self._attempt(account, rows[0], policy)]
+                else:
+                    results = await self._attempt_batch(account, rows, policy)
+            if results is None:  # refused as a whole: send each on its own to learn which one it was
+                await asyncio.gather(*(call([row]) for row in rows))
+                return
+            for outcome, failure in results:
                 outcomes.append(outcome)
                 if failure is not None and failure.transient and not first_failure:
                     first_failure.append(failure)
 
-        await asyncio.gather(*(one(row) for row in claimed))
+        calls: list[list[dict[str, Any]]] = []
+        open_batch: dict[str, list[dict[str, Any]]] = {}
+        for row in claimed:  # oldest first; one ordering key appears once per claim
+            if row["operation"] not in batching:
+                calls.append([row])
+                continue
+            batch = open_batch.get(row["operation"])
+            if batch is None or len(batch) >= per_call:
+                batch = open_batch[row["operation"]] = []
+                calls.append(batch)
+            batch.append(row)
+        await asyncio.gather(*(call(rows) for rows in calls))
         delivered = sum(1 for o in outcomes if o.outcome == "delivered")
         return outcomes, (first_failure[0] if first_failure else None), delivered, unsent
 
     async def _attempt(self, account: Account, row: dict[str, Any],
                        policy: DeliveryPolicy) -> tuple[Outcome, Failure | None]:
         started = utcnow()
-        number, round_number = row["attempts"] + 1, row["round_attempts"] + 1
         op = OPERATIONS.get(row["operation"])
         try:
             if op is None:
@@ -156,21 +200,57 @@ class Drainer:
             failure = classify(exc)
             if failure.status == 500 and not failure.error.get("provider_errors"):
                 log.exception("delivery %s of account %s failed inside lmsgate", row["id"], account.id)
-            finished = utcnow()
-            age = (finished - row["round_started_at"]).total_seconds()
+            return self._failed(row, started, failure, policy), failure
+        return self._delivered(row, started, result), None
+
+    async def _attempt_batch(self, account: Account, rows: list[dict[str, Any]],
+                             policy: DeliveryPolicy) -> list[tuple[Outcome, Failure | None]] | None:
+        """One provider call for ``rows`` (one operation). None when the provider refused the
+        batch as a whole for a reason that is not passing: the caller sends each on its own."""
+        started = utcnow()
+        op = OPERATIONS[rows[0]["operation"]]
+        try:
+            items = [op.load(row["request"]) for row in rows]
+        except (ValueError, TypeError, LookupError):  # pydantic's ValidationError is a ValueError
+            return None  # a delivery that no longer loads: its own attempt records why
+        try:
+            connector = self.registry.for_account(account)
+            results = await op.call_many(connector, CallContext(account=account), items)
+        except Exception as exc:
+            failure = classify(exc)
             if not failure.transient:
-                kind, next_at = "dead", None
-            elif round_number >= policy.max_attempts or age >= policy.max_age:
-                kind, next_at = "dead", None
-                failure.error["gave_up"] = (f"{round_number} attempts" if round_number >= policy.max_attempts
-                                            else f"still failing after {age:.0f} s")
-            else:
-                wait = max(policy.backoff(round_number), failure.retry_after or 0.0)
-                kind, next_at = "retry", finished + timedelta(seconds=wait)
-            return Outcome(seq=row["seq"], number=number, round_attempts=round_number, started_at=started,
-                           finished_at=finished, outcome=kind, status=failure.status, error=failure.error,
-                           next_attempt_at=next_at), failure
-        status = 200 if row["method"] == "DELETE" else 201
+                return None
+            if failure.status == 500 and not failure.error.get("provider_errors"):
+                log.exception("a batch of %d deliveries of account %s failed inside lmsgate", len(rows),
+                              account.id)
+            out = []
+            for row in rows:  # each its own copy: giving up adds to a delivery's error
+                mine = dataclasses.replace(failure, error=dict(failure.error))
+                out.append((self._failed(row, started, mine, policy), mine))
+            return out
+        return [(self._delivered(row, started, result), None) for row, result in zip(rows, results, strict=True)]
+
+    @staticmethod
+    def _failed(row: dict[str, Any], started: datetime, failure: Failure, policy: DeliveryPolicy) -> Outcome:
+        number, round_number = row["attempts"] + 1, row["round_attempts"] + 1
+        finished = utcnow()
+        age = (finished - row["round_started_at"]).total_seconds()
+        if not failure.transient:
+            kind, next_at = "dead", None
+        elif round_number >= policy.max_attempts or age >= policy.max_age:
+            kind, next_at = "dead", None
+            failure.error["gave_up"] = (f"{round_number} attempts" if round_number >= policy.max_attempts
+                                        else f"still failing after {age:.0f} s")
+        else:
+            wait = max(policy.backoff(round_number), failure.retry_after or 0.0)
+            kind, next_at = "retry", finished + timedelta(seconds=wait)
         return Outcome(seq=row["seq"], number=number, round_attempts=round_number, started_at=started,
-                       finished_at=utcnow(), outcome="delivered", status=status, error=None,
-                       result=result), None
+                       finished_at=finished, outcome=kind, status=failure.status, error=failure.error,
+                       next_attempt_at=next_at)
+
+    @staticmethod
+    def _delivered(row: dict[str, Any], started: datetime, result: dict[str, Any]) -> Outcome:
+        status = 200 if row["method"] == "DELETE" else 201
+        return Outcome(seq=row["seq"], number=row["attempts"] + 1, round_attempts=row["round_attempts"] + 1,
+                       started_at=started, finished_at=utcnow(), outcome="delivered", status=status, error=None,
+                       result=result)

@@ -41,6 +41,13 @@ class Operation:
     body_model: type[BaseModel] | None
     ordering: Callable[[tuple[str, ...], Any], str]
     """The ordering key from the path arguments and the body."""
+    batch: str | None = None
+    """The connector method that makes many of these writes in one provider call, for the
+    connectors that have it: called with ``[(*args, body), …]``, it returns one result per
+    item, or raises for all of them (see :meth:`call_many`)."""
+
+    def batches(self, connector: type[Connector]) -> bool:
+        return self.batch is not None and callable(getattr(connector, self.batch, None))
 
     def dump(self, args: tuple[str, ...], body: BaseModel | None) -> dict[str, Any]:
         return {"args": list(args),
@@ -61,6 +68,19 @@ class Operation:
         return result_of(result)
 
 
+    async def call_many(self, connector: Connector, ctx: CallContext,
+                        items: list[tuple[tuple[str, ...], BaseModel | None]]) -> list[dict[str, Any]]:
+        """Run several of these writes in one provider call (only where :meth:`batches`).
+
+        All or nothing, as the provider judges the call: an exception is every item's outcome.
+        """
+        assert self.batch is not None
+        results = await getattr(connector, self.batch)(ctx, [(*args, body) for args, body in items])
+        if len(results) != len(items):
+            raise RuntimeError(f"{self.batch} returned {len(results)} results for {len(items)} writes")
+        return [result_of(r) for r in results]
+
+
 def result_of(result: Any) -> dict[str, Any]:
     if isinstance(result, WriteResult):
         out: dict[str, Any] = {"id": result.id, "remote_id": result.remote_id}
@@ -72,7 +92,8 @@ def result_of(result: Any) -> dict[str, Any]:
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("create_user_completion", "POST", LmsCreateCompletionRequestDto,
-              lambda args, b: _key("learning-record", args[0], b.learning_object_external_reference)),
+              lambda args, b: _key("learning-record", args[0], b.learning_object_external_reference),
+              batch="create_user_completion_batch"),
     Operation("create_user_assignment", "POST", LmsCreateAssignmentRequestDto,
               lambda args, b: _key("learning-record", args[0], b.learning_object_external_reference)),
     Operation("delete_user_completion", "DELETE", None, lambda args, b: _key("completion", *args)),

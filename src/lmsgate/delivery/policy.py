@@ -14,7 +14,9 @@
   connector cannot do it: 501) are dead-lettered at once; trying again cannot help until
   someone fixes the data or the provider, then retries by hand (``POST /deliveries/retry``).
 * **Limits:** ``concurrency`` provider calls in flight and ``rate`` calls per second for each
-  account, across every worker: an account is drained by one worker at a time.
+  account, across every worker: an account is drained by one worker at a time. Where a
+  connector writes several deliveries in one call (xAPI statement batches, up to
+  ``batch_size``), that call counts once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class DeliveryPolicy:
     concurrency: int = 8
     rate: float = 0.0
     """Provider calls per second; 0 for no limit."""
+    batch_size: int = 1
+    """Deliveries one provider call may carry, for the operations a connector sends in batches."""
 
     @classmethod
     def for_account(cls, settings: Settings, account: dict[str, Any]) -> DeliveryPolicy:
@@ -57,6 +61,7 @@ class DeliveryPolicy:
             pause_cap=settings.delivery_pause_cap_seconds,
             concurrency=int(pick("max_concurrency", settings.delivery_account_concurrency)),
             rate=float(pick("max_requests_per_second", settings.delivery_account_rate_per_second)),
+            batch_size=settings.delivery_batch_size,
         )
 
     def backoff(self, attempts: int, rng: random.Random | None = None) -> float:

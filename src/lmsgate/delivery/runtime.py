@@ -112,6 +112,7 @@ class DeliveryRuntime:
         if self.jobs is not None:
             await self.jobs.close()
         if self._delivery is not None and self._delivery is not self.container:
+            await self._delivery.outbound.aclose()
             self._delivery.engine.dispose()
 
 
@@ -136,4 +137,5 @@ async def run_worker(settings: Settings) -> None:
                               name=worker_name("worker"), install_signal_handlers=True)
     finally:
         await jobs.close()
+        await container.outbound.aclose()
         container.engine.dispose()

@@ -2,8 +2,11 @@
 
 :class:`OutboundHttp` is built once per process (``bootstrap``) and holds what outlives a
 request: the settings, the TLS context, the per-account rate-limit buckets and the OAuth token
-cache. A connector asks it for a :class:`ProviderSession` per unified request; the session
-owns that request's deadline and retry budget and runs every call through the same steps:
+cache, and the connection pools: one ``httpx.AsyncClient`` per account, provider origin and
+event loop, so that calls reuse keep-alive connections (:meth:`OutboundHttp.aclose` closes
+them at shutdown). A connector asks it for a :class:`ProviderSession` per unified request; the
+session owns that request's deadline and retry budget and runs every call through the same
+steps:
 
 1. wait for the account's rate-limit token;
 2. add auth (Basic, a header, or an OAuth bearer token, fetched or refreshed as needed);
@@ -16,10 +19,12 @@ owns that request's deadline and retry budget and runs every call through the sa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -48,6 +53,10 @@ log = logging.getLogger("lmsgate.http")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 RAW_TEXT_LIMIT = 2000
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=256, keepalive_expiry=30.0)
+"""Per account and provider origin. The real bounds on calls in flight are the accounts'
+delivery limits and the API's own concurrency; this only caps what a runaway could open."""
+IDLE_CLIENT_SECONDS = 60.0
 _REACH_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Nothing reached the provider: always safe to retry."""
 _BROKEN_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadTimeout,
@@ -95,6 +104,13 @@ class ProviderResponse:
             ) from None
 
 
+@dataclass(slots=True)
+class _Pooled:
+    client: httpx.AsyncClient
+    in_flight: int = 0
+    used: float = 0.0
+
+
 class OutboundHttp:
     def __init__(self, settings: HttpSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
@@ -102,6 +118,8 @@ class OutboundHttp:
         self.buckets = AccountBuckets(clock)
         self.tokens = TokenCache(clock)
         self._ssl: ssl.SSLContext | None = None
+        self._clients: dict[tuple[asyncio.AbstractEventLoop, str, str, str], _Pooled] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -115,6 +133,50 @@ class OutboundHttp:
         return ProviderSession(self, account_id=account_id, provider=provider, base_url=base_url,
                                credentials=credentials or NoCredentials(), rate=rate,
                                default_headers=dict(default_headers or {}))
+
+    @asynccontextmanager
+    async def client(self, account_id: str, scheme: str, netloc: str) -> AsyncIterator[httpx.AsyncClient]:
+        """The pooled client for one account's calls to one provider origin, on the running loop.
+
+        Per account and origin, not one for all: calls go to the address the SSRF guard checked,
+        and httpx pools connections by that address, so two host names on one address would
+        otherwise share a TLS connection verified for one of them only; and httpx checks every
+        connection of a pool on every request, so many small pools cost less than one big one.
+        Per event loop: a connection belongs to the loop that opened it. A client nobody used
+        for :data:`IDLE_CLIENT_SECONDS` is closed when a new one is made.
+        """
+        loop = asyncio.get_running_loop()
+        key = (loop, account_id, scheme, netloc)
+        pooled = self._clients.get(key)
+        if pooled is None:
+            self._prune(loop)
+            pooled = self._clients[key] = _Pooled(httpx.AsyncClient(
+                verify=self.ssl_context, follow_redirects=False, trust_env=False, limits=POOL_LIMITS),
+                used=self.clock())
+        pooled.in_flight += 1
+        try:
+            yield pooled.client
+        finally:
+            pooled.in_flight -= 1
+            pooled.used = self.clock()
+
+    def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = self.clock()
+        for key, pooled in list(self._clients.items()):
+            if key[0].is_closed():
+                del self._clients[key]  # its loop is gone, and its sockets with it
+            elif key[0] is loop and not pooled.in_flight and now - pooled.used > IDLE_CLIENT_SECONDS:
+                del self._clients[key]
+                task = loop.create_task(pooled.client.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections opened on the running event loop (at shutdown)."""
+        loop = asyncio.get_running_loop()
+        for key in [k for k in self._clients if k[0] is loop]:
+            await self._clients.pop(key).client.aclose()
+        await asyncio.gather(*(t for t in self._closing if t.get_loop() is loop), return_exceptions=True)
 
     async def check_url(self, url: str) -> None:
         """Raise :class:`BlockedAddress` when the guard refuses ``url``'s host."""
@@ -402,10 +464,9 @@ class ProviderSession:
         request_body = json if json is not None else (dict(form) if form else None)
         try:
             with anyio.fail_after(remaining):
-                async with httpx.AsyncClient(verify=self.outbound.ssl_context, timeout=timeout,
-                                             follow_redirects=False, trust_env=False) as client:
+                async with self.outbound.client(self.account_id, parts.scheme, headers["Host"]) as client:
                     request = client.build_request(method, pinned, json=json, data=form, headers=headers,
-                                                   extensions=extensions)
+                                                   extensions=extensions, timeout=timeout)
                     response = await client.send(request, stream=True)
                     try:
                         content = await _read_limited(response)

@@ -1,6 +1,7 @@
 """The ``xapi`` provider: completions as statements in any xAPI 1.0.3 or 2.0 LRS.
 
-Writes are ``PUT /statements?statementId=…`` with the deterministic id from
+Writes are ``PUT /statements?statementId=…`` (background delivery posts several at once as a
+statement batch, :meth:`XapiConnector.create_user_completion_batch`) with the deterministic id from
 :func:`~lmsgate.connectors.xapi.mapping.statement_id`: an identical repeat is answered 204
 and stored once. When the LRS already holds a *different* statement under that id (the same
 learner, learning object and ``completed_at`` posted again with, say, another score), it
@@ -18,6 +19,7 @@ only from statements), so content upserts answer 501.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -141,6 +143,25 @@ class XapiConnector(Connector):
         except Conflict:
             created = False  # a different statement already holds this id: first write wins
         return WriteResult(id=sid, remote_id=sid, created=created)
+
+    async def create_user_completion_batch(
+            self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]) -> list[WriteResult]:
+        """Write several completions as one statement batch: ``POST /statements`` with an array.
+
+        Used by background delivery (:mod:`lmsgate.delivery`); unlike the bulk import's
+        :meth:`create_user_completions` (one call per item, an outcome per item), the batch
+        succeeds or fails as one. A batch is all or nothing: "The
+        LRS MUST reject a batch of statements if any Statement within that batch is rejected"
+        (xAPI 1.0.3, Communication §3.2), so an error (400 for one invalid statement, 409 for an
+        id that holds a different statement) is the whole batch's and stored none of it; the
+        caller then sends the items one by one (``PUT``) to learn which one it was. A statement
+        already stored identically is accepted again, as with ``PUT``.
+        """
+        statements = [m.completion_to_statement(self.account.id, user_id, body, self.mapping)
+                      for user_id, body in items]
+        self.http.begin()
+        await self.http.request(ctx, "POST", "statements", json=[statement for _, statement in statements])
+        return [WriteResult(id=sid, remote_id=sid, created=True) for sid, _ in statements]
 
     # ------------------------------------------------------------ reads
 
