@@ -12,11 +12,16 @@ own. Two tasks:
     ``lmsgate-wake:<id>`` (at most one such job waits per account; a wake that finds one
     waiting is already served by it). When the drain wants to run again later (a retry is
     due, a pause ends) it defers a scheduled job. Wakes have priority 1 and scheduled jobs 0,
-    so a job scheduled for later never holds up a wake waiting on the same lock.
+    so a job scheduled for later never holds up a wake waiting on the same lock. A job drains
+    for up to :data:`JOB_BUDGET` seconds (as long as work keeps coming), then wakes the account
+    again behind the other accounts' jobs. procrastinate announces new jobs but not freed locks
+    or jobs coming due, so idle workers also poll every :data:`POLL_SECONDS`.
 
 ``lmsgate.sweep`` (periodic, every 10 s, one run cluster-wide)
     Gives back the jobs of workers that stopped sending heartbeats (``kill -9``, a lost
-    machine) so another worker resumes their accounts; wakes every account with due work (a
+    machine) so another worker resumes their accounts (a job that cannot go back to the queue,
+    because a wake of its account already waits there, is closed instead: that frees the
+    account's lock for the waiting wake); wakes every account with due work (a
     wake lost because an API process died between storing a delivery and deferring its job);
     deletes expired idempotency keys.
 """
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Coroutine, Iterable
 from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
 from procrastinate import App, PsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 from sqlalchemy.engine import make_url
 
@@ -45,6 +51,15 @@ QUEUE = "lmsgate-deliveries"
 DELIVER = "lmsgate.deliver_account"
 SWEEP = "lmsgate.sweep"
 WAKE_PRIORITY, LATER_PRIORITY = 1, 0
+SWEEP_CRON = "* * * * * */10"
+"""Every 10 s. procrastinate's cron (croniter) puts the seconds *last*: "*/10 * * * * *" would
+be every second of every tenth minute, and a dead worker's accounts would wait up to 9 minutes."""
+JOB_BUDGET = 5.0
+"""Seconds one job drains an account before it makes way for other accounts."""
+POLL_SECONDS = 0.5
+"""How often an idle worker looks for jobs nobody announced: a wake that waited for the lock of
+a job that has just finished (procrastinate announces new jobs, not freed locks), a retry that
+has come due."""
 
 
 def account_lock(account_id: str) -> str:
@@ -71,6 +86,7 @@ class JobEngine:
         self._pending: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
         self._register()
 
     # ------------------------------------------------------------ tasks
@@ -82,15 +98,22 @@ class JobEngine:
         async def deliver_account(account_id: str) -> None:
             if self.drainer is None:
                 raise RuntimeError("this process does not deliver (it has no drainer)")
-            again = await self.drainer.drain(account_id)
-            if again is None:
-                return
-            if again <= 0:
-                await self.wake([account_id], now=True)
-            else:
-                await self._later(account_id, again)
+            deadline = time.monotonic() + JOB_BUDGET
+            while True:
+                again = await self.drainer.drain(account_id, budget=max(0.0, deadline - time.monotonic()))
+                if again is None:
+                    return
+                if again > 0:
+                    await self._later(account_id, again)
+                    return
+                if time.monotonic() >= deadline:  # let other accounts have the worker, then go on
+                    await self.wake([account_id], now=True)
+                    return
+                # More arrived as the drain finished. Go on while this job holds the account's
+                # lock: a wake deferred meanwhile waits for the lock, and a worker only looks
+                # for it again at its next fetch (a new job, or the poll).
 
-        @app.periodic(cron="*/10 * * * * *")
+        @app.periodic(cron=SWEEP_CRON)
         @app.task(name=SWEEP, queue=QUEUE, queueing_lock=SWEEP)
         async def sweep(timestamp: int) -> None:
             await self.sweep()
@@ -99,16 +122,24 @@ class JobEngine:
 
     async def sweep(self) -> None:
         manager = self.app.job_manager
-        for job in await manager.get_stalled_jobs(task_name=DELIVER, seconds_since_heartbeat=self.stalled_after):
-            log.warning("job %s (%s) belonged to a worker that stopped; handing it to another", job.id,
-                        job.task_kwargs)
+        for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.stalled_after):
+            assert job.id is not None
             try:
-                await manager.retry_job(job)
-            except AlreadyEnqueued:
-                # A wake for the account is already waiting: close the dead job, which frees
-                # the account's lock, and let that wake drain it.
-                assert job.id is not None
-                await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+                if job.task_name != DELIVER:  # a sweep: the next one does its work
+                    await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+                    continue
+                log.warning("job %s (%s) belonged to a worker that stopped; handing it to another", job.id,
+                            job.task_kwargs)
+                try:
+                    await manager.retry_job(job)
+                except UniqueViolation:
+                    # Back in the queue it would be a second waiting job with its queueing lock
+                    # (a wake of the account already waits; procrastinate reports that as a
+                    # unique violation here, not as AlreadyEnqueued). Close it instead, which
+                    # frees the account's lock, and let the waiting job drain the account.
+                    await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+            except Exception:
+                log.exception("could not hand job %s of a stopped worker on; the next sweep tries again", job.id)
         accounts = await anyio.to_thread.run_sync(self.store.accounts_with_work, utcnow())
         await self.wake(accounts, now=True)
         if self.housekeeping is not None:
@@ -129,11 +160,14 @@ class JobEngine:
         """Make sure a job will drain each account. Wakes arriving together are sent together.
 
         May be called from another event loop than the one the engine was opened in (its
-        connection pool belongs to that one): the wake is then handed over to it."""
+        connection pool belongs to that one): the wake is then handed over to it. Once the
+        engine is closing it does nothing: the sweep of a running worker wakes accounts with
+        due work."""
+        if self._closing:
+            return
         if self._loop is not None and asyncio.get_running_loop() is not self._loop:
             ids = list(account_ids)
-            future = asyncio.run_coroutine_threadsafe(self.wake(ids, now=now), self._loop)
-            await asyncio.wrap_future(future)
+            await self._on_engine_loop(self.wake(ids, now=now))
             return
         if now:
             for account_id in set(account_ids):
@@ -163,13 +197,34 @@ class JobEngine:
 
     # ------------------------------------------------------------ lifecycle
 
+    async def _on_engine_loop(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on the engine's event loop, from another one, and wait for it."""
+        assert self._loop is not None
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # that loop is closed: nothing of the engine is left to use
+            coro.close()
+            return
+        await asyncio.wrap_future(future)
+
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._closing = False
         await self.app.open_async()
 
     async def close(self) -> None:
+        """Send the wakes still pending, then close the connection pool.
+
+        Everything the engine holds (the pool, the flusher task) belongs to the loop it was
+        opened in; closed from another loop (an app shut down by a test client's portal, say),
+        the work is handed over to that loop, never awaited across loops."""
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            await self._on_engine_loop(self.close())
+            return
+        self._closing = True
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
         await self.app.close_async()
 
     async def run_worker(self, *, concurrency: int, heartbeat: float, name: str | None = None,
@@ -178,5 +233,5 @@ class JobEngine:
         await self.app.run_worker_async(
             queues=[QUEUE], concurrency=concurrency, name=name, delete_jobs="successful",
             update_heartbeat_interval=heartbeat, stalled_worker_timeout=self.stalled_after,
-            install_signal_handlers=install_signal_handlers, fetch_job_polling_interval=5.0,
+            install_signal_handlers=install_signal_handlers, fetch_job_polling_interval=POLL_SECONDS,
         )

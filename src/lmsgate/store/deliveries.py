@@ -80,6 +80,14 @@ class DeliveryFilter:
         return out
 
 
+def _not_behind() -> ColumnElement[bool]:
+    """The delivery has no older open (pending or delivering) delivery with its ordering key."""
+    e = t.deliveries.alias("e")
+    earlier = (select(e.c.seq).where(e.c.account_id == d.account_id, e.c.ordering_key == d.ordering_key,
+                                     e.c.status.in_(_OPEN), e.c.seq < d.seq).exists())
+    return or_(d.ordering_key.is_(None), ~earlier)
+
+
 class DeliveryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -153,12 +161,8 @@ class DeliveryStore:
         A delivery whose ``ordering_key`` has an older open (pending or delivering) delivery is
         left for later: writes about one learner and learning object go out in order.
         """
-        e = t.deliveries.alias("e")
-        earlier = (select(e.c.seq).where(e.c.account_id == d.account_id, e.c.ordering_key == d.ordering_key,
-                                         e.c.status.in_(_OPEN), e.c.seq < d.seq).exists())
         q = (select(t.deliveries)
-             .where(d.account_id == account_id, d.status == PENDING, d.next_attempt_at <= now,
-                    or_(d.ordering_key.is_(None), ~earlier))
+             .where(d.account_id == account_id, d.status == PENDING, d.next_attempt_at <= now, _not_behind())
              .order_by(d.seq).limit(limit))
         with self.engine.begin() as conn:
             rows = [dict(r) for r in conn.execute(q).mappings()]
@@ -175,8 +179,9 @@ class DeliveryStore:
                 conn.execute(update(t.deliveries).where(d.seq.in_(seqs), d.status == DELIVERING)
                              .values(status=PENDING, updated_at=now))
 
-    def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Write attempts and the deliveries' new states, all in one transaction."""
+    def record(self, outcomes: Sequence[Outcome], account_id: str | None = None) -> None:
+        """Write attempts and the deliveries' new states, all in one transaction. ``account_id``:
+        the one account all of them belong to, when the caller knows it (saves a query)."""
         if not outcomes:
             return
         status_of = {"delivered": DELIVERED, "retry": PENDING, "dead": DEAD}
@@ -197,18 +202,30 @@ class DeliveryStore:
                         next_attempt_at=bindparam("next_attempt_at"), delivered_at=bindparam("delivered_at"),
                         result=bindparam("result"), last_error=bindparam("last_error")))
         with self.engine.begin() as conn:
-            accounts = dict(conn.execute(select(d.seq, d.account_id)
-                                         .where(d.seq.in_([o.seq for o in outcomes]))).all())
+            if account_id is None:
+                accounts = dict(conn.execute(select(d.seq, d.account_id)
+                                             .where(d.seq.in_([o.seq for o in outcomes]))).all())
             for row in attempts:
-                row["account_id"] = accounts.get(row["delivery_seq"], "")
+                row["account_id"] = (account_id if account_id is not None
+                                     else accounts.get(row["delivery_seq"], ""))
             conn.execute(stmt.execution_options(synchronize_session=False), updates)
             conn.execute(insert(t.delivery_attempts), attempts)
 
     def next_due(self, account_id: str) -> datetime | None:
-        """When the account's next pending delivery is due; None when none is pending."""
+        """When the account's next pending delivery is due; None when none is pending.
+
+        One waiting behind an older write of its ordering key does not count (it goes when
+        that one is done): else a due write behind one in backoff would keep the account busy.
+        """
         with self.engine.connect() as conn:
             return conn.execute(select(func.min(d.next_attempt_at))
-                                .where(d.account_id == account_id, d.status == PENDING)).scalar()
+                                .where(d.account_id == account_id, d.status == PENDING, _not_behind())).scalar()
+
+    def queue_depth(self) -> int:
+        """Deliveries not yet delivered nor dead (pending or being delivered), all projects."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.deliveries)
+                                    .where(d.status.in_(_OPEN))).scalar_one())
 
     def accounts_with_work(self, now: datetime, limit: int = 10_000) -> list[str]:
         """Accounts with a pending delivery due by ``now``, or one left ``delivering``."""
