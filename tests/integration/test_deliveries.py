@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -270,3 +271,26 @@ def test_respond_async_refuses_what_the_connector_cannot_do(short_lifetime: Test
         resp = on_account(tenant, account).put("/unified/lms/content", headers=ASYNC,
                                                 json={"external_reference": "c", "title": "t"})
         assert_stackone_error(resp, 501, "upsert_content")
+
+
+def _queue_depth(client: TestClient) -> float:
+    found = re.search(r"^lmsgate_delivery_queue_depth (\S+)$", client.get("/metrics").text, re.MULTILINE)
+    assert found, "no lmsgate_delivery_queue_depth in /metrics"
+    return float(found.group(1))
+
+
+def test_metrics_show_the_delivery_queue(short_lifetime: TestClient) -> None:
+    tenant = make_tenant(short_lifetime, short_lifetime.app.state.container)
+    with LrsSimulator() as sim:
+        account = link(tenant, "xapi", xapi_setup(sim.endpoint), {"username": "qd", "password": "pw-qd"})["id"]
+        t = on_account(tenant, account)
+        sim.set_mode("dead")
+        kept = [t.post(f"/unified/lms/users/qd-{i}/completions", headers=ASYNC, json=completion())
+                for i in range(3)]
+        assert {r.status_code for r in kept} == {202}
+        before = _queue_depth(short_lifetime)  # the database may hold other tests' deliveries too
+        assert before >= 3
+        sim.set_mode("healthy")
+        for r in kept:
+            assert settle(t, r.headers["location"])["status"] == "delivered"
+        assert _queue_depth(short_lifetime) <= before - 3

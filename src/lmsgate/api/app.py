@@ -87,6 +87,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     metrics = Metrics()
     app.state.metrics = metrics
     install_provider_tap(metrics)
+    metrics.track_delivery_queue(container.deliveries.store.queue_depth)
     writer = None
     if settings.request_logs:
         writer = RequestLogWriter(container.request_logs, retention_days=settings.request_log_retention_days,

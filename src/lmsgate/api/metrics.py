@@ -12,9 +12,9 @@ provider, so the metrics leak nothing across tenants and stay small.
   (``ConnectError``, ``ReadTimeout``…); ``lmsgate_provider_call_duration_seconds{provider}``;
 * ``lmsgate_rate_limited_total{reason}``: 429s from ``api_key`` or ``auth_failures``;
 * ``lmsgate_request_logs_pending``: request-log rows waiting to be written;
-* ``lmsgate_delivery_queue_depth``: jobs waiting in the delivery queue. lmsgate has no delivery
-  queue yet (every write is made while the API request waits), so this reads 0; it is exposed
-  now so that dashboards and alerts can be set up before the queue arrives.
+* ``lmsgate_delivery_queue_depth``: deliveries waiting to be delivered or being delivered
+  (``Prefer: respond-async`` writes, all projects together; read from the database at each
+  scrape, so every process reports the same number: use ``max``, not ``sum``).
 """
 
 from __future__ import annotations
@@ -55,12 +55,11 @@ class Metrics:
                                           "Request-log rows waiting to be written.", registry=r)
         self.delivery_queue_depth = Gauge(
             "lmsgate_delivery_queue_depth",
-            "Jobs waiting in the delivery queue. lmsgate has no delivery queue yet: every write is made "
-            "while the API request waits, so this is 0.", registry=r)
+            "Deliveries pending or being delivered, all projects (the same in every process).", registry=r)
         self.delivery_queue_depth.set(0)
 
     def track_delivery_queue(self, depth: Callable[[], int]) -> None:
-        """Read the delivery queue's depth at each scrape (for the delivery queue to call)."""
+        """Read the delivery queue's depth at each scrape (blocking: render in a thread)."""
         self.delivery_queue_depth.set_function(lambda: float(depth()))
 
     def track_pending(self, pending: Callable[[], int]) -> None:

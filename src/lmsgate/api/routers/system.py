@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -29,4 +30,5 @@ async def metrics(request: Request) -> Response:
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise Unauthorized("Unauthorized: /metrics needs Authorization: Bearer <LMSGATE_METRICS_TOKEN>")
     m = request.app.state.metrics
-    return Response(m.render(), media_type=m.content_type)
+    body = await anyio.to_thread.run_sync(m.render)  # some gauges read the database
+    return Response(body, media_type=m.content_type)
