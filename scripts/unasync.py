@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 CLIENT = Path(__file__).resolve().parent.parent / "src" / "lmsgate" / "client"
-SOURCES = {"_client_async.py": "_client_sync.py", "_lms_async.py": "_lms_sync.py"}
+SOURCES = {"_client_async.py": "_client_sync.py", "_lms_async.py": "_lms_sync.py",
+           "_deliveries_async.py": "_deliveries_sync.py"}
 
 RULES: list[tuple[str, str]] = [
     # the note in each module docstring
@@ -28,7 +29,8 @@ RULES: list[tuple[str, str]] = [
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncLms\b", "Lms"),
-    (r"lmsgate\.client\._(client|lms)_async\b", r"lmsgate.client._\1_sync"),
+    (r"\bAsyncDeliveries\b", "Deliveries"),
+    (r"lmsgate\.client\._(client|lms|deliveries)_async\b", r"lmsgate.client._\1_sync"),
     (r"\basync def\b", "def"),
     (r"\basync for\b", "for"),
     (r"\basync with\b", "with"),

@@ -21,6 +21,7 @@ from lmsgate.client import (
     BadRequestError,
     Client,
     ConflictError,
+    InvalidRequestError,
     NotFoundError,
     NotImplementedByProviderError,
     PreconditionFailedError,
@@ -28,6 +29,7 @@ from lmsgate.client import (
     Retry,
     UnauthorizedError,
     UnprocessableEntityError,
+    response_info,
 )
 from lmsgate.schema import (
     BatchResultApiModel,
@@ -40,6 +42,7 @@ from lmsgate.schema import (
     UpdateResult,
     UpsertResult,
 )
+from lmsgate.schema.deliveries import DeliveriesPaginated, Delivery, DeliveryResult, RetryDeliveriesResult
 from lmsgate.settings import Settings
 from support import serving
 
@@ -65,7 +68,7 @@ def _seed(tmp: Path, *, rate_limit: int) -> tuple[dict[str, str], str, dict[str,
     project = c.tenancy.create_project("sdk")
     key = c.tenancy.issue_key(project, "sdk-tests").secret
     accounts = {name: c.tenancy.create_account(project, "local").id
-                for name in ("sync", "async", "paging", "errors", "limits")}
+                for name in ("sync", "async", "paging", "errors", "limits", "deliveries")}
     accounts["disabled"] = c.tenancy.create_account(project, "local", status="inactive").id
     accounts["ghost"] = c.tenancy.create_account(project, "ghost-lms").id  # no such connector installed
     c.engine.dispose()
@@ -277,6 +280,96 @@ def test_idempotency_keys_and_asynchronous_writes_pass_through(server: Server) -
         while not client.lms.list_user_completions("learner-async").data:
             assert time.monotonic() < deadline, "the queued completion was never delivered"
             time.sleep(0.2)
+
+
+def _settled(client: Client, delivery: str, timeout: float = 30) -> Delivery:
+    """The delivery once the embedded worker has delivered it or given up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = client.deliveries.get_delivery(delivery).data
+        if found.status in ("delivered", "dead"):
+            return found
+        assert time.monotonic() < deadline, f"delivery {delivery} still {found.status}"
+        time.sleep(0.1)
+
+
+def test_idempotent_replays_are_told_apart(server: Server) -> None:
+    body = {"learning_object_external_reference": "course-replay", "completed_at": "2024-06-01T00:00:00Z"}
+    with server.client("deliveries", retry=Retry.none()) as client:
+        first = client.lms.create_user_completion("learner-replay", body, idempotency_key='line "8"')
+        again = client.lms.create_user_completion("learner-replay", body, idempotency_key='line "8"')
+        first_info, again_info = response_info(first), response_info(again)
+        assert first_info is not None and again_info is not None
+        assert (first_info.replayed, again_info.replayed) == (False, True)
+        assert again.data.id == first.data.id and again_info.status_code == 201
+        assert response_info(client.lms.create_user_completion("learner-replay", body)).replayed is False
+
+        queued = client.lms.create_user_completion("learner-replay-async", body, prefer_async=True,
+                                                   idempotency_key="async-9")
+        replayed = client.lms.create_user_completion("learner-replay-async", body, prefer_async=True,
+                                                     idempotency_key="async-9")
+        assert isinstance(queued, Accepted) and isinstance(replayed, Accepted)
+        assert queued.delivery is not None and queued.delivery.operation == "create_user_completion"
+        assert not queued.replayed and replayed.replayed and replayed.delivery_id == queued.delivery_id
+        assert queued.location == f"/deliveries/{queued.delivery_id}"
+
+
+def test_deliveries_are_followed_listed_paged_and_retried(server: Server) -> None:
+    account = server.accounts["deliveries"]
+    with server.client("deliveries", retry=Retry.none()) as client:
+        # the embedded LMS answers 404 for a completion it does not have: dead at once
+        doomed = [client.lms.delete_user_completion("learner-dlv", f"no-such-{i}", prefer_async=True)
+                  for i in range(4)]
+        assert all(isinstance(d, Accepted) for d in doomed)
+        dead = [_settled(client, d) for d in doomed]  # by Accepted, as returned
+        assert {d.status for d in dead} == {"dead"}
+        one = client.deliveries.get_delivery(dead[0].id)
+        assert isinstance(one, DeliveryResult) and one.data.attempts and one.data.attempts[0].outcome == "dead"
+        assert one.data.last_error is not None and one.data.last_error["status"] == 404
+
+        page = client.deliveries.list_deliveries(status="dead", account_id=account, page_size=1)
+        assert isinstance(page, DeliveriesPaginated) and len(page.data) == 1 and page.next
+        pages: list[str] = []
+        hooks = {"request": [lambda request: pages.append(str(request.url))]}
+        with Client(server.key, server_url=server.base, http_client=httpx.Client(event_hooks=hooks)) as bare:
+            ids = [d.id for d in bare.deliveries.iter_deliveries(status="dead", account_id=account, page_size=1)]
+        assert ids == [d.id for d in dead] and len(pages) >= 4  # no account_id on the client: none needed
+        assert client.deliveries.list_deliveries(status="dead", account_id=account,
+                                                 created_after=datetime(2999, 1, 1, tzinfo=timezone.utc)).data == []
+
+        again = client.deliveries.retry_delivery(dead[0].id)
+        assert isinstance(again, DeliveryResult) and again.data.id == dead[0].id
+        assert _settled(client, dead[0].id).attempt_count == 2
+        bulk = client.deliveries.retry_deliveries(account_id=account)
+        assert isinstance(bulk, RetryDeliveriesResult) and bulk.data == {"retried": 4}
+        assert client.deliveries.retry_deliveries({"status": "dead", "account_id": "no-such-account"}
+                                                  ).data == {"retried": 0}
+        with pytest.raises(InvalidRequestError, match="not both"):
+            client.deliveries.retry_deliveries({"status": "dead"}, account_id=account)
+
+        delivered = client.lms.create_user_completion(
+            "learner-dlv", {"learning_object_external_reference": "course-dlv"}, prefer_async=True)
+        assert isinstance(delivered, Accepted) and _settled(client, delivered).status == "delivered"
+        assert _settled(client, delivered).result is not None
+        with pytest.raises(ConflictError, match="already delivered"):
+            client.deliveries.retry_delivery(delivered)
+        with pytest.raises(NotFoundError):
+            client.deliveries.get_delivery("no-such-delivery")
+        with pytest.raises(BadRequestError, match="page_size"):
+            client.deliveries.list_deliveries(page_size=5000)
+
+        settings = client.deliveries.update_delivery_settings(account, {"max_attempts": 3})
+        assert settings.data.max_attempts == 3 and settings.data.overrides == {"max_attempts": 3}
+        assert client.deliveries.get_delivery_settings(account).data.max_attempts == 3
+        client.deliveries.update_delivery_settings(account, {"max_attempts": None})
+
+    async def main() -> list[str]:
+        async with server.async_client("deliveries") as aclient:
+            got = await aclient.deliveries.get_delivery(dead[1].id)
+            assert got.data.id == dead[1].id
+            return [d.id async for d in aclient.deliveries.iter_deliveries(account_id=account, page_size=2)]
+
+    assert set(anyio.run(main)) >= {d.id for d in dead} | {delivered.delivery_id}
 
 
 def test_rate_limited_requests_are_retried_after_the_servers_wait(tmp_path: Path) -> None:

@@ -14,13 +14,16 @@ import pytest
 
 from lmsgate import client
 from lmsgate.client import (
+    Accepted,
     APIStatusError,
     AsyncClient,
+    AsyncDeliveries,
     AsyncLms,
     BadGatewayError,
     BadRequestError,
     Client,
     ConflictError,
+    Deliveries,
     ForbiddenError,
     InternalServerError,
     InvalidRequestError,
@@ -36,16 +39,17 @@ from lmsgate.client import (
     UnauthorizedError,
     UnprocessableEntityError,
 )
-from lmsgate.client._request import status_error
+from lmsgate.client._request import Call, headers, read, response_info, status_error
 from lmsgate.http import parse_retry_after
+from lmsgate.schema import BatchResultApiModel, CreateResult
 
 PUBLIC = [
-    "APIStatusError", "Accepted", "AsyncClient", "AsyncLms", "BadGatewayError", "BadRequestError", "Client",
-    "ClientTimeoutError", "ConflictError", "DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT", "ForbiddenError",
-    "InternalServerError", "InvalidRequestError", "Lms", "LmsClientError", "NotFoundError",
-    "NotImplementedByProviderError", "PreconditionFailedError", "RateLimitedError", "RequestTimedOutError",
-    "ResponseValidationError", "Retry", "ServerError", "TransportError", "UnauthorizedError",
-    "UnprocessableEntityError",
+    "APIStatusError", "Accepted", "AsyncClient", "AsyncDeliveries", "AsyncLms", "BadGatewayError",
+    "BadRequestError", "Client", "ClientTimeoutError", "ConflictError", "DEFAULT_SERVER_URL", "DEFAULT_TIMEOUT",
+    "Deliveries", "ForbiddenError", "InternalServerError", "InvalidRequestError", "Lms", "LmsClientError",
+    "NotFoundError", "NotImplementedByProviderError", "PreconditionFailedError", "RateLimitedError",
+    "RequestTimedOutError", "ResponseInfo", "ResponseValidationError", "Retry", "ServerError", "TransportError",
+    "UnauthorizedError", "UnprocessableEntityError", "response_info",
 ]
 """Changing the public surface is a decision: update this list in the same change, on purpose."""
 
@@ -58,6 +62,11 @@ OPERATIONS = {
 }
 """The 24 operations of StackOne's SDK 4.28.0 (23 in 4.34.1, which dropped updateContent)."""
 EXTENSIONS = {"upsert_course", "upsert_user"}
+DELIVERY_OPERATIONS = {
+    "get_delivery", "get_delivery_settings", "iter_deliveries", "list_deliveries", "retry_deliveries",
+    "retry_delivery", "update_delivery_settings",
+}
+"""lmsgate's Delivery API (``client.deliveries``); not part of StackOne's SDK."""
 
 
 def test_public_surface_is_explicit_and_sorted() -> None:
@@ -91,6 +100,54 @@ def test_sync_and_async_operations_take_the_same_parameters(name: str) -> None:
     assert list(sync.parameters) == list(asynchronous.parameters)
     assert inspect.iscoroutinefunction(getattr(AsyncLms, name))
     assert not inspect.iscoroutinefunction(getattr(Lms, name))
+
+
+@pytest.mark.parametrize("name", sorted(DELIVERY_OPERATIONS))
+def test_delivery_operations_are_documented_and_alike_in_both_clients(name: str) -> None:
+    assert {m for m in dir(Deliveries) if not m.startswith("_")} == DELIVERY_OPERATIONS
+    sync, asynchronous = getattr(Deliveries, name), getattr(AsyncDeliveries, name)
+    assert inspect.getdoc(sync), f"{name} has no docstring"
+    assert list(inspect.signature(sync).parameters) == list(inspect.signature(asynchronous).parameters)
+    if name.startswith("iter_"):
+        assert inspect.isasyncgenfunction(asynchronous) and inspect.isgeneratorfunction(sync)
+    else:
+        assert inspect.iscoroutinefunction(asynchronous) and not inspect.iscoroutinefunction(sync)
+
+
+def test_idempotency_keys_are_sent_as_tokens_or_quoted_strings_and_checked() -> None:
+    assert headers("k", "a", idempotency_key="import-line-7")["Idempotency-Key"] == "import-line-7"
+    assert headers("k", "a", idempotency_key='say "hi"')["Idempotency-Key"] == '"say \\"hi\\""'
+    assert headers("k", "a", idempotency_key="back\\slash")["Idempotency-Key"] == '"back\\\\slash"'
+    assert headers("k", "a", idempotency_key=" padded ")["Idempotency-Key"] == '" padded "'
+    for bad in ("", "x" * 256, "caf\u00e9", "tab\there"):
+        with pytest.raises(InvalidRequestError, match="idempotency_key"):
+            headers("k", "a", idempotency_key=bad)
+    assert "x-account-id" not in headers("k", None, need_account=False)
+    assert headers("k", "a", prefer_async=True)["Prefer"] == "respond-async"
+
+
+def test_a_202_is_accepted_with_its_delivery_and_replays_are_told() -> None:
+    delivery = {"id": "01dlv", "account_id": "01acc", "operation": "create_user_completion", "method": "POST",
+                "path": "/unified/lms/users/u/completions", "status": "pending", "attempt_count": 0,
+                "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z", "request": {}}
+    body = {"statusCode": 202, "message": "Accepted", "timestamp": "2024-01-01T00:00:00Z", "data": delivery}
+    call = Call("POST", "/unified/lms/users/u/completions", None, accept_async=True)
+    accepted = read(_response(202, body, {"Location": "/deliveries/01dlv", "Idempotent-Replayed": "true"}), call)
+    assert isinstance(accepted, Accepted) and accepted.delivery_id == "01dlv" and accepted.replayed
+    assert accepted.delivery is not None and accepted.delivery.status == "pending"
+    info = response_info(accepted)
+    assert info is not None and info.replayed and info.status_code == 202 and info.location == "/deliveries/01dlv"
+    foreign = read(_response(202, {"ok": True}, {"Location": "https://lms.example/jobs/9"}), call)
+    assert isinstance(foreign, Accepted) and foreign.delivery is None and not foreign.replayed
+    assert foreign.body == {"ok": True} and foreign.delivery_id is None
+
+    # not asked for: a delivery kept by fallback_to_async is Accepted; any other 202 is the result
+    unasked = Call("POST", "/unified/lms/users/u/completions", CreateResult)
+    assert isinstance(read(_response(202, body, {"Location": "/deliveries/01dlv"}), unasked), Accepted)
+    batch = {"statusCode": 202, "message": "Batch operation accepted", "timestamp": "2024-01-01T00:00:00Z",
+             "errors": [[], []]}
+    assert isinstance(read(_response(202, batch), Call("POST", "/unified/lms/content/batch", BatchResultApiModel)),
+                      BatchResultApiModel)
 
 
 def _response(status: int, json: object = None, headers: dict[str, str] | None = None, text: str | None = None,

@@ -9,6 +9,8 @@
         })
         for completion in client.lms.iter_completions(page_size=1000):
             print(completion.id, completion.completed_at)
+        for delivery in client.deliveries.iter_deliveries(status="dead"):  # lmsgate's Delivery API
+            client.deliveries.retry_delivery(delivery.id)
 
 The models (request bodies and answers) are the server's own, from :mod:`lmsgate.schema`.
 See ``docs/python-sdk.md`` for a tour. Everything public is listed in ``__all__``; the
@@ -17,6 +19,8 @@ underscored modules are private.
 
 from lmsgate.client._client_async import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT, AsyncClient
 from lmsgate.client._client_sync import Client
+from lmsgate.client._deliveries_async import AsyncDeliveries
+from lmsgate.client._deliveries_sync import Deliveries
 from lmsgate.client._exceptions import (
     APIStatusError,
     BadGatewayError,
@@ -40,13 +44,14 @@ from lmsgate.client._exceptions import (
 )
 from lmsgate.client._lms_async import AsyncLms
 from lmsgate.client._lms_sync import Lms
-from lmsgate.client._request import Accepted
+from lmsgate.client._request import Accepted, ResponseInfo, response_info
 from lmsgate.client._retry import Retry
 
 __all__ = [
     "APIStatusError",
     "Accepted",
     "AsyncClient",
+    "AsyncDeliveries",
     "AsyncLms",
     "BadGatewayError",
     "BadRequestError",
@@ -55,6 +60,7 @@ __all__ = [
     "ConflictError",
     "DEFAULT_SERVER_URL",
     "DEFAULT_TIMEOUT",
+    "Deliveries",
     "ForbiddenError",
     "InternalServerError",
     "InvalidRequestError",
@@ -65,12 +71,14 @@ __all__ = [
     "PreconditionFailedError",
     "RateLimitedError",
     "RequestTimedOutError",
+    "ResponseInfo",
     "ResponseValidationError",
     "Retry",
     "ServerError",
     "TransportError",
     "UnauthorizedError",
     "UnprocessableEntityError",
+    "response_info",
 ]
 
 for _name in __all__:  # show the public names as lmsgate.client's own, as httpx does

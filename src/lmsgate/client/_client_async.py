@@ -15,6 +15,7 @@ import anyio
 import httpx
 
 from lmsgate.client import _request as r
+from lmsgate.client._deliveries_async import AsyncDeliveries
 from lmsgate.client._exceptions import ClientTimeoutError, TransportError
 from lmsgate.client._lms_async import AsyncLms
 from lmsgate.client._retry import Retry
@@ -40,7 +41,8 @@ class AsyncClient:
         api_key: the API key, sent as the HTTP Basic user name. Default: ``LMSGATE_API_KEY``.
         server_url: the API's base URL; a path prefix is kept. Default: ``LMSGATE_SERVER_URL``,
             else ``http://127.0.0.1:8000``. For StackOne: ``https://api.stackone.com``.
-        account_id: the linked account every call acts on, unless a call names another.
+        account_id: the linked account every call of ``client.lms`` acts on, unless a call
+            names another (``client.deliveries`` needs none).
         retry: when to send a request again (:class:`Retry`); default ``Retry()``.
         timeout: seconds, or an ``httpx.Timeout``, for each attempt.
         headers: extra headers sent with every request.
@@ -68,6 +70,9 @@ class AsyncClient:
         self._owns_http = http_client is None
         self.lms = AsyncLms(self)
         """The unified LMS operations (``client.lms.create_user_completion(…)``, …)."""
+        self.deliveries = AsyncDeliveries(self)
+        """lmsgate's Delivery API: follow, list and retry writes delivered in the background
+        (``client.deliveries.get_delivery(…)``, …). lmsgate only; not on StackOne."""
 
     async def aclose(self) -> None:
         """Close the connections (not those of an ``http_client`` passed in)."""

@@ -14,6 +14,7 @@ from typing import Any, Self
 import httpx
 
 from lmsgate.client import _request as r
+from lmsgate.client._deliveries_sync import Deliveries
 from lmsgate.client._exceptions import ClientTimeoutError, TransportError
 from lmsgate.client._lms_sync import Lms
 from lmsgate.client._retry import Retry
@@ -39,7 +40,8 @@ class Client:
         api_key: the API key, sent as the HTTP Basic user name. Default: ``LMSGATE_API_KEY``.
         server_url: the API's base URL; a path prefix is kept. Default: ``LMSGATE_SERVER_URL``,
             else ``http://127.0.0.1:8000``. For StackOne: ``https://api.stackone.com``.
-        account_id: the linked account every call acts on, unless a call names another.
+        account_id: the linked account every call of ``client.lms`` acts on, unless a call
+            names another (``client.deliveries`` needs none).
         retry: when to send a request again (:class:`Retry`); default ``Retry()``.
         timeout: seconds, or an ``httpx.Timeout``, for each attempt.
         headers: extra headers sent with every request.
@@ -67,6 +69,9 @@ class Client:
         self._owns_http = http_client is None
         self.lms = Lms(self)
         """The unified LMS operations (``client.lms.create_user_completion(…)``, …)."""
+        self.deliveries = Deliveries(self)
+        """lmsgate's Delivery API: follow, list and retry writes delivered in the background
+        (``client.deliveries.get_delivery(…)``, …). lmsgate only; not on StackOne."""
 
     def close(self) -> None:
         """Close the connections (not those of an ``http_client`` passed in)."""

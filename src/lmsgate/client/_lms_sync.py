@@ -78,7 +78,14 @@ class Lms:
         idempotency_key: sent as ``Idempotency-Key``: the server answers a repeat with the
             first answer instead of doing the work again (where supported).
         prefer_async: sends ``Prefer: respond-async``. A server that queues the write answers
-            202, returned as :class:`~lmsgate.client.Accepted`; otherwise the usual result.
+            202, returned as :class:`~lmsgate.client.Accepted` (its ``delivery_id`` is followed
+            with ``client.deliveries``); otherwise the usual result. An lmsgate account with
+            ``fallback_to_async`` may answer 202 without being asked, to a write its provider
+            failed on: that is an :class:`~lmsgate.client.Accepted` too.
+
+    Whether an answer was a replay of an earlier request with the same key
+    (``Idempotent-Replayed: true``), and its status and headers, are in
+    :func:`~lmsgate.client.response_info` of the result.
 
     Reads also take ``fields`` (only these fields come back), ``raw`` (add the provider call
     log) and ``proxy`` (query parameters handed to the provider). Lists take ``page_size``

@@ -9,6 +9,7 @@ with a ``Z``. Bodies and answers go through the same pydantic models the server 
 from __future__ import annotations
 
 import base64
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from lmsgate import __version__
 from lmsgate.client._exceptions import InvalidRequestError, ResponseValidationError, error_class
 from lmsgate.schema import ERROR_MODELS, BadRequestResponse, ProviderError
+from lmsgate.schema.deliveries import Delivery, DeliveryAccepted
 from lmsgate.schema.types import format_datetime
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,15 +33,76 @@ _PROVIDER_ERRORS = TypeAdapter(list[ProviderError])
 
 
 class Accepted(BaseModel):
-    """A write the server took for asynchronous delivery (``prefer_async=True``, 202).
+    """A write the server took for asynchronous delivery: answered 202, nothing done yet.
 
-    ``location`` is where the delivery can be followed (``/deliveries/{id}`` on lmsgate);
-    ``body`` is the answer's JSON as sent, since its shape is the server's own.
+    It comes back when the call asked for it (``prefer_async=True``, sent as
+    ``Prefer: respond-async``) and also, whatever was asked, when an lmsgate account with
+    ``fallback_to_async`` keeps a write its provider failed on.
+
+    ``location`` is where the delivery can be followed (``/deliveries/{id}`` on lmsgate), and
+    :attr:`delivery_id` its id for ``client.deliveries.get_delivery(…)``. ``delivery`` is the
+    delivery as lmsgate answered it (None from a server whose 202 body has another shape);
+    ``body`` is the answer's JSON as sent. ``replayed`` is True when the server answered with
+    the stored answer of an earlier request with the same ``Idempotency-Key``
+    (``Idempotent-Replayed: true``): no second delivery was made.
     """
 
     status_code: int
     location: str | None = None
     body: Any = None
+    delivery: Delivery | None = None
+    replayed: bool = False
+
+    @property
+    def delivery_id(self) -> str | None:
+        """The delivery's id, from the body or else from the ``Location``; None if neither names it."""
+        if self.delivery is not None:
+            return self.delivery.id
+        if self.location and "/deliveries/" in self.location:
+            return self.location.rstrip("/").rsplit("/", 1)[-1] or None
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """What the HTTP answer said beside its body (see :func:`response_info`)."""
+
+    status_code: int
+    headers: httpx.Headers
+    replayed: bool
+    """``Idempotent-Replayed: true``: the stored answer to an earlier request with the same
+    ``Idempotency-Key``, sent again; the request did nothing this time."""
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("location")
+
+
+_INFO: dict[int, ResponseInfo] = {}
+
+
+def _remember(result: Any, response: httpx.Response) -> None:
+    key = id(result)
+    _INFO[key] = ResponseInfo(response.status_code, response.headers, replayed(response))
+    weakref.finalize(result, _INFO.pop, key, None)
+
+
+def response_info(result: BaseModel) -> ResponseInfo | None:
+    """The status, headers and replay flag of the answer ``result`` was read from.
+
+    Works for every model an operation returned (``CreateResult``, ``DeliveryResult``, …) and
+    for :class:`Accepted`; None for anything else. For instance, whether a write sent with an
+    ``idempotency_key`` was done now or answered from the first request's stored answer::
+
+        created = client.lms.create_user_completion("learner-42", body, idempotency_key="line-7")
+        if response_info(created).replayed:
+            ...  # the first request did the work; this one changed nothing
+    """
+    return _INFO.get(id(result))
+
+
+def replayed(response: httpx.Response) -> bool:
+    return response.headers.get("idempotent-replayed", "").strip().lower() == "true"
 
 
 @dataclass(slots=True)
@@ -140,20 +203,34 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def idempotency_header(key: str) -> str:
+    """The ``Idempotency-Key`` value for ``key``: as it is when it is a plain token, else as a
+    quoted RFC 8941 string (so keys with quotes or backslashes arrive unchanged). A key no
+    server can take (empty, over 255 characters, not printable ASCII) fails before sending."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 255 or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidRequestError(
+            f"idempotency_key: must be 1 to 255 printable ASCII characters, got {key!r}")
+    if '"' in key or "\\" in key or key != key.strip():
+        return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return key
+
+
 def headers(api_key: str | None, account_id: str | None, *, json_body: bool = False,
-            idempotency_key: str | None = None, prefer_async: bool = False,
+            idempotency_key: str | None = None, prefer_async: bool = False, need_account: bool = True,
             extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    if not account_id:
+    if not account_id and need_account:
         raise InvalidRequestError(
             "account_id: name the linked account, on the client (account_id=…) or on the call"
         )
-    out = {"Accept": "application/json", "User-Agent": USER_AGENT, "x-account-id": account_id}
+    out = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if account_id:
+        out["x-account-id"] = account_id
     if api_key:
         out["Authorization"] = basic_auth(api_key)
     if json_body:
         out["Content-Type"] = "application/json"
     if idempotency_key is not None:
-        out["Idempotency-Key"] = idempotency_key
+        out["Idempotency-Key"] = idempotency_header(idempotency_key)
     if prefer_async:
         out["Prefer"] = "respond-async"
     if extra:
@@ -166,15 +243,28 @@ def read(response: httpx.Response, call: Call[M]) -> M | Accepted | None:
     status = response.status_code
     if not 200 <= status < 300:
         raise status_error(response)
-    if status == 202 and call.accept_async:
-        return Accepted(status_code=status, location=response.headers.get("location"),
-                        body=_json_or_none(response.content))
+    if status == 202 and call.method != "GET":
+        # Asked for (prefer_async), or not: an lmsgate account with fallback_to_async answers
+        # 202 with a delivery to a write its provider failed on. Other 202s (StackOne's batch
+        # upsert answers 202 as its success) are the call's model, as usual.
+        data = _json_or_none(response.content)
+        try:
+            delivery = DeliveryAccepted.model_validate(data).data if isinstance(data, dict) else None
+        except ValidationError:
+            delivery = None  # another server's 202: its body stays in ``body``
+        if call.accept_async or delivery is not None:
+            accepted = Accepted(status_code=status, location=response.headers.get("location"), body=data,
+                                delivery=delivery, replayed=replayed(response))
+            _remember(accepted, response)
+            return accepted
     if status == 204 and call.empty_ok:
         return None
     if call.model is None:
         return None
     try:
-        return call.model.model_validate_json(response.content)
+        result = call.model.model_validate_json(response.content)
+        _remember(result, response)
+        return result
     except ValidationError as exc:
         raise ResponseValidationError(
             f"{call.method} {call.path} answered {status} with a body that is not a {call.model.__name__}: "
