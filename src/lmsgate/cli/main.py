@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from lmsgate.cli import accounts, completions, keys, worker
+from lmsgate.cli import accounts, completions, deliveries, keys, worker
 from lmsgate.cli.common import DbOption, console
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
@@ -19,6 +18,7 @@ app = typer.Typer(help="lmsgate: a self-hosted unified LMS API.", no_args_is_hel
 app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(completions.app, name="completions")
+app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(worker.app, name="worker")
 
 
