@@ -4,7 +4,7 @@
     .venv/bin/python bench/import_bench.py --rows 200000      # quicker
     .venv/bin/python bench/import_bench.py --no-postgres
 
-For each store it generates one CSV file, runs the import as a user runs it (a separate
+For each store it generates one CSV file (or JSON Lines, ``--format jsonl``), runs the import as a user runs it (a separate
 ``lmsgate`` process, its start-up included in the time), then runs it again (every row is a
 repeat: nothing new is stored), and prints rows per second and the import process's peak
 resident memory (its ``VmHWM``, sampled every 0.1 s while it runs).
@@ -27,17 +27,20 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import re
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
@@ -46,17 +49,28 @@ RSS_LIMIT_MB = 300
 START = datetime(2022, 1, 1, tzinfo=timezone.utc)
 
 
-def write_file(path: Path, rows: int) -> None:
+def _rows(rows: int) -> Iterator[list[Any]]:
     """Completions of 50,000 learners over 2,000 courses; each row a different completion."""
+    for i in range(rows):
+        h = (i * 2654435761) % 4294967296
+        when = START + timedelta(seconds=i * 7, milliseconds=h % 1000)
+        yield [f"learner-{h % 50_000}", f"course-{h % 2000}", when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+               f"PT{h % 3}H{h % 60}M{h % 59}S", "Pass" if h % 4 else "Fail", h % 101, f"{h % 101} / 100"]
+
+
+def write_file(path: Path, rows: int) -> None:
+    """The rows as CSV (``.csv``) or as JSON Lines, one API body plus ``user_id`` a line."""
     with path.open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["user_id", "learning_object_external_reference", "completed_at", "time_spent",
-                    "result.value", "score.percentage", "score.raw_value"])
-        for i in range(rows):
-            h = (i * 2654435761) % 4294967296
-            when = START + timedelta(seconds=i * 7, milliseconds=h % 1000)
-            w.writerow([f"learner-{h % 50_000}", f"course-{h % 2000}", when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                        f"PT{h % 3}H{h % 60}M{h % 59}S", "Pass" if h % 4 else "Fail", h % 101, f"{h % 101} / 100"])
+        if path.suffix == ".csv":
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["user_id", "learning_object_external_reference", "completed_at", "time_spent",
+                        "result.value", "score.percentage", "score.raw_value"])
+            w.writerows(_rows(rows))
+            return
+        for user, ref, when, spent, result, pct, raw in _rows(rows):
+            f.write(json.dumps({"user_id": user, "learning_object_external_reference": ref, "completed_at": when,
+                                "time_spent": spent, "result": {"value": result},
+                                "score": {"percentage": pct, "raw_value": raw}}) + "\n")
 
 
 @dataclass
@@ -65,6 +79,10 @@ class Run:
     reported_rate: float
     peak_rss_mb: float
     summary: str
+    cpu_seconds: float
+    """User and system CPU time of the import process: steadier than the wall time on a
+    machine that other work shares."""
+    command: str
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -82,11 +100,11 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 
 def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
+    argv = [*LMSGATE, "completions", "import", str(file), "--database-url", url, "--account-id", account]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as err_file:
-        proc = subprocess.Popen([*LMSGATE, "completions", "import", str(file), "--database-url", url,
-                                 "--account-id", account], env=env, stdout=subprocess.DEVNULL, stderr=err_file,
-                                text=True)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
         peak = 0.0
         while proc.poll() is None:
             peak = max(peak, _peak_rss_mb(proc.pid) or 0.0)
@@ -96,27 +114,35 @@ def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
         err = err_file.read()
     if proc.returncode != 0:
         raise SystemExit(f"import failed ({proc.returncode}):\n{err}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rate = re.search(r"\(([\d,]+) per second\)", err)
     summary = next((line for line in err.splitlines() if line.startswith("Imported")), err.strip())
-    return Run(seconds, float(rate.group(1).replace(",", "")) if rate else 0.0, peak, summary)
+    command = " ".join(["lmsgate", *argv[len(LMSGATE):]])
+    return Run(seconds, float(rate.group(1).replace(",", "")) if rate else 0.0, peak, summary, cpu, command)
 
 
 def ceiling(url: str, rows: int) -> float:
-    """Rows per second of bare driver inserts of prepared rows into the completions table."""
+    """Rows per second of bare driver inserts of prepared rows into the completions table,
+    with the import's own connection settings (:func:`~lmsgate.bulk.sinks.tune_for_bulk`).
+    Only the inserts and commits are timed; each batch is prepared just before, untimed."""
     from lmsgate.bootstrap import bootstrap
+    from lmsgate.bulk.sinks import tune_for_bulk
     from lmsgate.settings import Settings
     from lmsgate.store import tables as t
     from lmsgate.store.bulk import Bulk
 
     container = bootstrap(Settings(database_url=url, vault_key_file=str(Path(tempfile.gettempdir()) / "bench.key")))
+    tune_for_bulk(container.engine)
     project = container.tenancy.create_project("ceiling")
     account = container.tenancy.create_account(project, "local").id
     now = datetime.now(timezone.utc)
     bulk = Bulk(container.engine.dialect)
+    plan = bulk._plan(t.completions, ("account_id", "dedupe_key"))
     batch = 5000
-    prepared = []
+    elapsed = 0.0
     for start in range(0, rows, batch):
-        prepared.append(bulk._tuples(bulk._plan(t.completions, ("account_id", "dedupe_key")), [{
+        values = bulk._tuples(plan, [{
             "account_id": account, "id": f"{i:026d}", "created_at": now, "updated_at": now,
             "user_id": f"learner-{i % 50_000}", "learning_object_id": None,
             "learning_object_external_reference": f"course-{i % 2000}", "learning_object_type": None,
@@ -124,10 +150,8 @@ def ceiling(url: str, rows: int) -> float:
             "time_spent_months": 0, "result_value": "Pass", "result_source_value": None, "score_percentage": 87.0,
             "score_raw_value": "87 / 100", "passthrough": None,
             "dedupe_key": hashlib.sha256(str(i).encode()).hexdigest(),
-        } for i in range(start, min(rows, start + batch))]))
-    plan = bulk._plan(t.completions, ("account_id", "dedupe_key"))
-    started = time.monotonic()
-    for values in prepared:
+        } for i in range(start, min(rows, start + batch))])
+        started = time.monotonic()
         with container.engine.begin() as conn:
             if container.engine.dialect.name == "postgresql":
                 bulk._copy(conn, plan, values)
@@ -135,7 +159,7 @@ def ceiling(url: str, rows: int) -> float:
                 cursor = conn.connection.dbapi_connection.cursor()
                 cursor.executemany(plan.insert_sql, values)
                 cursor.close()
-    elapsed = time.monotonic() - started
+        elapsed += time.monotonic() - started
     container.engine.dispose()
     return rows / elapsed
 
@@ -160,14 +184,16 @@ def bench_store(name: str, fresh: Callable[[str], str], file: Path, rows: int, t
     account = prepare(url, key_file)
     first = run_import(file, url, account, env)
     again = run_import(file, url, account, env)
-    top = ceiling(fresh("ceiling"), min(rows, 300_000))
+    top = ceiling(fresh("ceiling"), rows)
     rate = rows / first.seconds
     target = TARGETS[name]
     return [
+        f"{name}: command       {first.command}",
         f"{name}: first import  {first.seconds:7.1f} s  {rate:9,.0f} rows/s (process start included; "
-        f"{first.reported_rate:,.0f} rows/s as the import reports it)  peak RSS {first.peak_rss_mb:5.0f} MB",
+        f"{first.reported_rate:,.0f} rows/s as the import reports it)  peak RSS {first.peak_rss_mb:5.0f} MB  "
+        f"CPU {first.cpu_seconds:.1f} s ({1e6 * first.cpu_seconds / rows:.0f} µs a row)",
         f"{name}: re-import     {again.seconds:7.1f} s  {rows / again.seconds:9,.0f} rows/s (all repeats)"
-        f"  peak RSS {again.peak_rss_mb:5.0f} MB",
+        f"  peak RSS {again.peak_rss_mb:5.0f} MB  CPU {again.cpu_seconds:.1f} s",
         f"{name}: ceiling       bare driver inserts of prepared rows: {top:9,.0f} rows/s "
         f"(the import reaches {first.reported_rate / top:.0%} of it)",
         f"{name}: target        {target:,} rows/s: {'met' if rate >= target else 'NOT met'}; "
@@ -180,13 +206,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="The file's format.")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f} "
           "(a shared machine: other work changes these numbers)")
     with tempfile.TemporaryDirectory(prefix="lmsgate-import-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        file = tmp / "completions.csv"
+        file = tmp / f"completions.{args.format}"
         started = time.monotonic()
         write_file(file, args.rows)
         print(f"file: {args.rows:,} rows, {file.stat().st_size / 1e6:.0f} MB (written in {time.monotonic() - started:.0f} s)")

@@ -148,6 +148,10 @@ class CompletionRows:
                 f"with --column FIELD=COLUMN, or pass --ignore-unknown-columns. The fields are: {', '.join(FIELDS)}"
             )
         given = {field for field, _, _ in self._columns}
+        self._user_column = next((column for field, column, _ in self._columns if field == USER_ID), None)
+        self._plan = [(field, column, *field.partition(".")[::2], convert)
+                      for field, column, convert in self._columns if field != USER_ID]
+        """Per column of a body field: (field, column, outer key, inner key or "", converter)."""
         if USER_ID not in given:
             raise ColumnError(f"no {USER_ID} column (required); add one, or name yours with --column {USER_ID}=COLUMN")
         if not given & {"learning_object_external_reference", "content_external_reference"}:
@@ -176,14 +180,11 @@ class CompletionRows:
         return user_id, parsed
 
     def _from_csv(self, values: dict[str, str], problems: list[str]) -> tuple[str, dict[str, Any]]:
+        # Runs once per row of a big file: the column plan is worked out in __init__.
         body: dict[str, Any] = {}
-        user_id = ""
-        for field, column, convert in self._columns:
+        for field, column, outer, inner, convert in self._plan:
             text = values[column]
             if not text:
-                continue
-            if field == USER_ID:
-                user_id = text
                 continue
             value: Any = text
             if convert is not None:
@@ -192,12 +193,13 @@ class CompletionRows:
                 except ValueError as exc:
                     problems.append(f"{field}: {exc}")
                     continue
-            outer, _, inner = field.partition(".")
-            if inner:
-                body.setdefault(outer, {})[inner] = value
+            if not inner:
+                body[outer] = value
+            elif outer in body:
+                body[outer][inner] = value
             else:
-                body[field] = value
-        return user_id, body
+                body[outer] = {inner: value}
+        return values[self._user_column] if self._user_column else "", body
 
     def _from_json(self, values: dict[str, Any], problems: list[str]) -> tuple[str, dict[str, Any]]:
         if self._renames:

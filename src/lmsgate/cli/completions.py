@@ -205,10 +205,11 @@ def import_(
             sink = RemoteSink(client, concurrency)
             target = server_url
         else:
-            from lmsgate.bulk.sinks import StoreSink
+            from lmsgate.bulk.sinks import StoreSink, tune_for_bulk
             from lmsgate.connectors.base import CallContext
 
             container = open_store(database_url)
+            tune_for_bulk(container.engine)
             account = account_for(container, account_id)
             account_id = account.id
             sink = StoreSink(container.service, CallContext(account=account))

@@ -161,15 +161,25 @@ class Bulk:
                 cursor.close()
 
     def find(self, conn: Connection, table: Table, account_id: str, key: str, values: Sequence[str],
-             column: str) -> dict[str, Any]:
+             column: str, *, settled: bool = False) -> dict[str, Any]:
         """``{value of key: value of column}`` for the rows of the account whose ``key`` is
-        one of ``values``; ``(account_id, key)`` should be indexed."""
+        one of ``values``; ``(account_id, key)`` should be indexed.
+
+        ``settled``: the table is not the one being bulk loaded (content and courses during a
+        completions import), so on PostgreSQL one ``= ANY(…)`` statement answers instead of
+        one probe per value: a batch names thousands of learning objects, and their probes
+        were a fifth of the import's time."""
         if not values:
             return {}
         quote = self._dialect.identifier_preparer.quote
         sql = f"SELECT {quote(key)}, {quote(column)} FROM {quote(table.name)} WHERE account_id = {{0}} AND {quote(key)}"
         found: dict[str, Any] = {}
         with self._translated(sql):
+            if self._dialect.name == "postgresql" and settled:
+                with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+                    cur.execute(sql.format("%s") + " = ANY(%s)", (account_id, list(values)))
+                    found.update(cur.fetchall())
+                return found
             if self._dialect.name == "postgresql":
                 with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
                     cur.executemany(sql.format("%s") + " = %s", [(account_id, v) for v in values], returning=True)

@@ -234,7 +234,7 @@ class LmsStore:
         found: dict[str, tuple[str, str]] = {}
         for table, kind in ((t.content, "content"), (t.courses, "course")):
             todo = [ref for ref in refs if ref not in found]
-            ids = self._bulk.find(conn, table, account_id, "external_reference", todo, "id")
+            ids = self._bulk.find(conn, table, account_id, "external_reference", todo, "id", settled=True)
             found.update({ref: (rid, kind) for ref, rid in ids.items()})
         return found
 
