@@ -20,20 +20,26 @@ _RANDOM_BLOCK = 4096
 _local = threading.local()
 
 
-def _random80() -> int:
-    """80 bits from the OS's random source, read a block at a time (one system call per 409 ids)."""
+def _random_bytes(n: int) -> bytes:
+    """``n`` bytes from the OS's random source, read a block at a time: one system call per
+    few hundred ids (a call per id showed in the request profile)."""
     state = _local.__dict__
     block, at = state.get("block", b""), state.get("at", 0)
-    if at + 10 > len(block):
+    if at + n > len(block):
         block, at = os.urandom(_RANDOM_BLOCK), 0
         state["block"] = block
-    state["at"] = at + 10
-    return int.from_bytes(block[at:at + 10], "big")
+    state["at"] = at + n
+    return block[at:at + n]
+
+
+def random_hex(nbytes: int = 16) -> str:
+    """``nbytes`` random bytes as lower-case hex (a request id, say)."""
+    return _random_bytes(nbytes).hex()
 
 
 def new_id() -> str:
     """48 bits of milliseconds since the epoch, then 80 random bits, as 26 characters."""
-    return encode((time.time_ns() // 1_000_000) << 80 | _random80())
+    return encode((time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_bytes(10), "big"))
 
 
 def encode(value: int) -> str:

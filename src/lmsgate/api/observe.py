@@ -26,7 +26,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lmsgate.api.metrics import Metrics
 from lmsgate.api.responses import error_body
 from lmsgate.http import Redactor
-from lmsgate.ids import new_id
+from lmsgate.ids import new_id, random_hex
 from lmsgate.logs import request_id_var
 from lmsgate.store.request_logs import RequestLogStore
 
@@ -381,7 +380,7 @@ class Observe:
                 authorization = value.decode("latin-1")
         client = scope.get("client")
         record = RequestRecord(
-            id=new_id(), request_id=request_id or uuid.uuid4().hex, method=scope["method"], path=scope["path"],
+            id=new_id(), request_id=request_id or random_hex(), method=scope["method"], path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"), client=client[0] if client else None,
             started=time.perf_counter(), started_at=datetime.now(UTC), metrics=self.metrics,
         )
