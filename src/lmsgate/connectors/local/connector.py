@@ -14,6 +14,8 @@ Database calls are blocking, so each runs in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -52,8 +54,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+STORE_THREADS = 2
+"""Store calls of one event loop that run at once. Their Python work (building rows) needs the
+interpreter lock: with a thread per concurrent request (anyio's default allows 40), listing
+under load spent more time handing the lock between threads than working (futex calls were
+nearly all the system time). A few threads keep the database busy without that."""
+_limiters: dict[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = {}
+
+
+def _store_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        for gone in [other for other in _limiters if other.is_closed()]:
+            del _limiters[gone]
+        limiter = _limiters[loop] = anyio.CapacityLimiter(STORE_THREADS)
+    return limiter
+
+
 async def _run(fn: Callable[[], T]) -> T:
-    return await anyio.to_thread.run_sync(fn)
+    return await anyio.to_thread.run_sync(fn, limiter=_store_limiter())
 
 
 async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
@@ -64,7 +84,7 @@ async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
         with store.transaction():
             return fn()
 
-    return await anyio.to_thread.run_sync(work)
+    return await anyio.to_thread.run_sync(work, limiter=_store_limiter())
 
 
 def _raw_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
