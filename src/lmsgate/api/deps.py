@@ -55,7 +55,9 @@ def basic_username(header: str | None) -> str | None:
     return decoded.partition(":")[0]
 
 
-def project_id(request: Request) -> str:
+async def project_id(request: Request) -> str:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request
+    # (and a turn on the interpreter lock) for work that only reads caches.
     c = container(request)
     project = c.resolver.project_for_key(api_key_from(request))
     note_caller(project)
@@ -68,7 +70,7 @@ def _refuse_nul(request: Request) -> None:
             raise BadRequest(f"{name}: NUL characters are not allowed")
 
 
-def lms_call(request: Request) -> Call:
+async def lms_call(request: Request) -> Call:
     c = container(request)
     project = c.resolver.project_for_key(api_key_from(request))
     note_caller(project)
