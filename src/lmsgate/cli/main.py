@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmsgate.cli import accounts, completions, deliveries, keys, worker
-from lmsgate.cli.common import DbOption, console
+from lmsgate.cli.common import DbOption, console, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
@@ -55,7 +55,9 @@ def serve(
         f"    {base}/unified/lms/users/learner-1/completions\n"
         f"API reference: {base}/docs"
     )
-    uvicorn.run(create_app(container), host=settings.host, port=settings.port,
+    app_ = create_app(container)
+    settle_gc()
+    uvicorn.run(app_, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lmsgate.cli.common import DbOption, console, fail, friendly, paragraphs
+from lmsgate.cli.common import DbOption, console, fail, friendly, paragraphs, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 
 app = typer.Typer(help="Deliver writes accepted with Prefer: respond-async (scale-out, PostgreSQL).")
@@ -39,4 +39,5 @@ def worker(
              "On SQLite, `lmsgate serve` delivers by itself: it runs the embedded worker.")
     configure_logging(settings.log_level, settings.log_format)
     console.print(f"lmsgate worker: delivering for up to {settings.worker_concurrency} accounts at once")
+    settle_gc()
     asyncio.run(run_worker(settings))
