@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
@@ -21,10 +22,10 @@ from lmsgate.api.ratelimit import RateLimit, make_buckets
 from lmsgate.api.routers import (
     accounts,
     assignments,
-    deliveries,
     completions,
     content,
     courses,
+    deliveries,
     request_logs,
     system,
     taxonomy,
@@ -99,13 +100,13 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     rate_limit = None
     if settings.rate_limit_per_minute or settings.auth_failures_per_minute:
         per_key, per_address = settings.rate_limit_per_minute, settings.auth_failures_per_minute
-        limits = dict(
-            per_minute=per_key, failures_per_minute=per_address,
-            keys=make_buckets(settings.rate_limit_store, container.engine, per_key, "key") if per_key else None,
-            addresses=make_buckets(settings.rate_limit_store, container.engine, per_address, "address")
+        limits: dict[str, Any] = {
+            "per_minute": per_key, "failures_per_minute": per_address,
+            "keys": make_buckets(settings.rate_limit_store, container.engine, per_key, "key") if per_key else None,
+            "addresses": make_buckets(settings.rate_limit_store, container.engine, per_address, "address")
             if per_address else None,
-            on_refusal=lambda reason: metrics.rate_limited.labels(reason).inc(),
-        )
+            "on_refusal": lambda reason: metrics.rate_limited.labels(reason).inc(),
+        }
         app.add_middleware(RateLimit, **limits)
         rate_limit = RateLimit(None, **limits)  # type: ignore[arg-type]  # the lane's, on the same buckets
     app.add_middleware(RequestHeadLimits, max_url_bytes=settings.max_url_bytes,

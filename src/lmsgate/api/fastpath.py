@@ -34,8 +34,8 @@ from starlette.types import Receive, Scope, Send
 from lmsgate.api.deps import basic_username
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.observe import Observe, _current, note_caller
-from lmsgate.api.ratelimit import RateLimit
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
+from lmsgate.api.ratelimit import RateLimit
 from lmsgate.api.responses import error_body, now_iso
 from lmsgate.api.writes import accepted_body, accepted_headers
 from lmsgate.bootstrap import Container

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from lmsgate.store import tables as t
+from lmsgate.store.db import writing
 
 Row = dict[str, Any]
 
@@ -101,13 +102,13 @@ class DeliveryStore:
     def add(self, rows: Sequence[Row]) -> list[None]:
         """Insert new deliveries in one transaction (a group commit of many requests)."""
         if rows:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(insert(t.deliveries), list(rows))
         return [None] * len(rows)
 
     def add_with_attempt(self, row: Row, attempt: Row) -> None:
         """Insert a delivery whose first attempt already happened (``fallback_to_async``)."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             seq = conn.execute(insert(t.deliveries).values(**row).returning(d.seq)).scalar_one()
             conn.execute(insert(t.delivery_attempts).values(delivery_seq=seq, **attempt))
 
@@ -124,7 +125,7 @@ class DeliveryStore:
         return self.state(account_id).settings
 
     def _upsert_state(self, account_id: str, values: Row, now: datetime) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(update(t.delivery_accounts).where(s.account_id == account_id)
                                 .values(**values, updated_at=now)).rowcount
             if not done:
@@ -151,7 +152,7 @@ class DeliveryStore:
         have reached the provider: they are sent again (at least once; the connectors' writes
         are idempotent on the provider, such as xAPI statements with fixed ids).
         """
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return conn.execute(update(t.deliveries).where(d.account_id == account_id, d.status == DELIVERING)
                                 .values(status=PENDING, updated_at=now)).rowcount
 
@@ -164,7 +165,7 @@ class DeliveryStore:
         q = (select(t.deliveries)
              .where(d.account_id == account_id, d.status == PENDING, d.next_attempt_at <= now, _not_behind())
              .order_by(d.seq).limit(limit))
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             rows = [dict(r) for r in conn.execute(q).mappings()]
             if rows:
                 conn.execute(update(t.deliveries).where(d.seq.in_([r["seq"] for r in rows]))
@@ -175,7 +176,7 @@ class DeliveryStore:
         """Give claimed deliveries back unattempted (the account was paused meanwhile)."""
         seqs = list(seqs)
         if seqs:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(update(t.deliveries).where(d.seq.in_(seqs), d.status == DELIVERING)
                              .values(status=PENDING, updated_at=now))
 
@@ -201,7 +202,7 @@ class DeliveryStore:
                         round_attempts=bindparam("round_attempts"), updated_at=bindparam("updated_at"),
                         next_attempt_at=bindparam("next_attempt_at"), delivered_at=bindparam("delivered_at"),
                         result=bindparam("result"), last_error=bindparam("last_error")))
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if account_id is None:
                 accounts = dict(conn.execute(select(d.seq, d.account_id)
                                              .where(d.seq.in_([o.seq for o in outcomes]))).all())
@@ -273,7 +274,7 @@ class DeliveryStore:
         q = select(d.seq, d.id, d.account_id).where(*conds).order_by(d.seq)
         if limit is not None:
             q = q.limit(limit)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             rows = conn.execute(q).all()
             if rows:
                 seqs = [r.seq for r in rows]

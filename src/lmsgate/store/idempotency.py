@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lmsgate.store import tables as t
+from lmsgate.store.db import writing
 
 k = t.idempotency_keys.c
 
@@ -54,7 +55,7 @@ class IdempotencyStore:
             "locked_until": now + timedelta(seconds=lock), "expires_at": now + timedelta(seconds=ttl),
         }
         for _ in range(5):
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING
                 taken = conn.execute(self._insert(t.idempotency_keys).values(**values)
                                      .on_conflict_do_nothing(index_elements=["project_id", "key"])
@@ -84,18 +85,18 @@ class IdempotencyStore:
 
     def finish(self, project_id: str, key: str, status: int, headers: list[tuple[str, str]],
                body: bytes) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(t.idempotency_keys)
                          .where(k.project_id == project_id, k.key == key, k.state == "in_flight")
                          .values(state="done", status=status, headers=[list(h) for h in headers], body=body))
 
     def release(self, project_id: str, key: str) -> None:
         """Forget a key whose request produced no answer worth replaying (a retry runs again)."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(t.idempotency_keys)
                          .where(k.project_id == project_id, k.key == key, k.state == "in_flight"))
 
     def purge(self, now: datetime) -> int:
         """Delete expired keys."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return conn.execute(delete(t.idempotency_keys).where(k.expires_at <= now)).rowcount

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from lmsgate.errors import Unprocessable
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
+from lmsgate.store.db import write_lock
 from lmsgate.store.pagination import Page, PageRequest
 
 Row = dict[str, Any]
@@ -30,9 +31,7 @@ class LmsStore:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._local = threading.local()
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if self._dialect == "sqlite" else nullcontext()
-        )
+        self._write_lock = write_lock(engine)
         self._bulk = Bulk(engine.dialect)
 
     # ---------------------------------------------------------------- unit of work

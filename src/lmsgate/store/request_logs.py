@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, or_, select
 
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
+from lmsgate.store.db import writing
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class RequestLogStore:
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Store a batch of rows in one transaction (ids are new, so nothing is skipped)."""
         if rows:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 self._bulk.insert_ignoring(conn, t.request_logs, rows, conflict=("id",))
 
     def list(self, project_id: str, q: LogQuery) -> tuple[list[Any], bool]:
@@ -78,5 +79,5 @@ class RequestLogStore:
 
     def purge(self, before: datetime) -> int:
         """Delete every log that started before ``before``; returns how many."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return conn.execute(delete(t.request_logs).where(t.request_logs.c.started_at < before)).rowcount

@@ -15,7 +15,6 @@ Database calls are blocking, so each runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
