@@ -160,3 +160,13 @@ def test_huge_integers_in_passthrough_are_kept_exactly(tenant: Tenant) -> None:
     cid = tenant.post(PATH, json=body).json()["data"]["id"]
     raw = tenant.get(f"/unified/lms/completions/{cid}", params={"raw": "true"}).json()["raw"]
     assert raw[0]["response"]["passthrough"] == {"n": big, "m": -big}
+
+
+def test_huge_integers_in_an_accepted_async_write_are_kept_exactly(tenant: Tenant) -> None:
+    """Regression: the 202 of ``Prefer: respond-async`` echoes the stored write; an integer
+    beyond 64 bits in it must not turn the answer into a 500 on either lane."""
+    big = 123456789012345678901234567890
+    body = {**SEED_COMPLETION, "passthrough": {"n": big}}
+    resp = tenant.post(PATH, json=body, headers={"Prefer": "respond-async"})
+    assert resp.status_code == 202, resp.text
+    assert json.loads(resp.text)["data"]["request"]["body"]["passthrough"] == {"n": big}

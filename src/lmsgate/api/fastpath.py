@@ -27,7 +27,6 @@ import re
 import time
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
@@ -36,7 +35,7 @@ from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.observe import Observe, _current, note_caller
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
 from lmsgate.api.ratelimit import RateLimit
-from lmsgate.api.responses import error_body, now_iso
+from lmsgate.api.responses import dumps, error_body, now_iso
 from lmsgate.api.writes import accepted_body, accepted_headers
 from lmsgate.bootstrap import Container
 from lmsgate.connectors.base import CallContext
@@ -72,7 +71,8 @@ class CompletionFastLane:
         if scope["method"] != "POST" or scope.get("query_string") or _PATH.match(scope["path"]) is None:
             return False
         headers = scope["headers"]
-        if len(headers) > self.max_header_count or len(scope.get("raw_path") or b"") > self.max_url:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        if len(headers) > self.max_header_count or len(raw_path) > self.max_url:
             return False
         size = 0
         length = None
@@ -121,7 +121,7 @@ class CompletionFastLane:
                     status, body, extra = 500, error_body(500, "Internal server error"), []
                 if self.rate_limit is not None:
                     await self.rate_limit.answered(authorization, address, status)
-            payload = orjson.dumps(body)
+            payload = dumps(body)
             await send({"type": "http.response.start", "status": status,
                         "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), *extra,
                                     (b"x-request-id", record.request_id.encode())]})

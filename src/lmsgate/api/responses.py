@@ -26,10 +26,15 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # integers beyond 64 bits, which JSON allows and orjson refuses
-            return json.dumps(content, default=_default, separators=(",", ":")).encode()
+        return dumps(content)
+
+
+def dumps(content: Any) -> bytes:
+    """A JSON body: orjson, or the standard library for what orjson refuses."""
+    try:
+        return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # integers beyond 64 bits, which JSON allows and orjson refuses
+        return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
 def now_iso() -> str:
