@@ -1,6 +1,8 @@
 """What happens to every request around the app: its id, its metrics, its logs.
 
-:class:`Observe` is the outermost middleware. For every HTTP request it
+:class:`Observe` is the outermost middleware (the completion fast lane, which runs ahead of
+every middleware, calls its :meth:`~Observe.start` and :meth:`~Observe.finish` itself). For
+every HTTP request it
 
 * takes the caller's ``x-request-id`` when it is a plain token of at most 128 characters, or
   makes one, and answers it in the ``x-request-id`` header of every response, refusals and
