@@ -24,6 +24,7 @@ from lmsgate.cli.common import (
     friendly,
     open_store,
     project_for,
+    run_with,
 )
 
 if TYPE_CHECKING:
@@ -132,7 +133,6 @@ def link(
     Settings are checked as POST /accounts checks them, secrets are encrypted by the vault, and
     the new account's id is printed to standard output.
     """
-    import anyio
     from pydantic import ValidationError
 
     from lmsgate.api.errors import describe_validation_errors
@@ -156,7 +156,7 @@ def link(
         body = LinkedAccountCreate(provider=spec.key, origin_owner_id=owner_id, origin_owner_name=owner_name,
                                    label=label, id=account_id, setup_information=setup or None,
                                    credentials=credentials or None)
-        account = anyio.run(container.accounts.create, project_for(container, project), body)
+        account = run_with(container, lambda: container.accounts.create(project_for(container, project), body))
     except LmsGateError as exc:
         fail(exc.message)
     except ValidationError as exc:  # --owner-id, --owner-name, --id or --label
@@ -214,14 +214,13 @@ def test(
     database_url: DbOption = None,
 ) -> None:
     """Check an account's settings with one cheap, real call to its provider (as POST /accounts/{id}/test)."""
-    import anyio
 
     from lmsgate.errors import LmsGateError
 
     container = open_store(database_url)
     account = _account(container, account_id)
     try:
-        checked, _ = anyio.run(container.accounts.test, account.project_id, account.id)
+        checked, _ = run_with(container, lambda: container.accounts.test(account.project_id, account.id))
     except LmsGateError as exc:
         fail(f"{account.provider} account {account.id} failed its check: {exc.message}",
              "Fix its settings with PATCH /accounts/{id}, or link it again.")
@@ -229,7 +228,6 @@ def test(
 
 
 def _set_status(account_id: str, status: str, database_url: str | None) -> None:
-    import anyio
 
     from lmsgate.schema.accounts import PatchAccountExternalDto
 
@@ -238,7 +236,8 @@ def _set_status(account_id: str, status: str, database_url: str | None) -> None:
     if account.status == status:
         console.print(f"Account {account.id} is already {status}.")
         return
-    anyio.run(container.accounts.update, account.project_id, account.id, PatchAccountExternalDto(status=status))
+    run_with(container, lambda: container.accounts.update(account.project_id, account.id,
+                                                      PatchAccountExternalDto(status=status)))
     what = "answers 412 to every call now" if status == "inactive" else "takes calls again"
     console.print(f"Account {account.id} is {status}: it {what} (running servers notice within seconds).")
 

@@ -4,7 +4,7 @@ failures a person can fix into one readable line instead of a stack trace."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
@@ -52,6 +52,24 @@ class UserError(Exception):
         self.message = message
         self.hint = hint
         self.code = code
+
+
+T = TypeVar("T")
+
+
+def run_with(container: Container | None, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` in a new event loop, then close the provider connections it opened there
+    (pooled per loop: left open, they are dropped at exit with a ResourceWarning)."""
+    import anyio
+
+    async def main() -> T:
+        try:
+            return await work()
+        finally:
+            if container is not None:
+                await container.outbound.aclose()
+
+    return anyio.run(main)
 
 
 def settle_gc() -> None:

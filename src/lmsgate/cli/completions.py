@@ -31,9 +31,11 @@ from lmsgate.cli.common import (
     friendly,
     open_store,
     paragraphs,
+    run_with,
 )
 
 if TYPE_CHECKING:
+    from lmsgate.bootstrap import Container
     from lmsgate.bulk.importer import Totals
     from lmsgate.client import AsyncClient
 
@@ -111,9 +113,9 @@ def _remote_client(server_url: str, api_key: str | None, account_id: str | None)
     return AsyncClient(api_key, server_url=server_url, account_id=account_id)
 
 
-def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` in an event loop, with ``client`` open around it when there is one."""
-    import anyio
+def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]], container: Container | None = None) -> T:
+    """Run ``work`` in an event loop, with ``client`` open around it when there is one, and the
+    store's provider connections closed after it when there is a store."""
 
     async def main() -> T:
         if client is None:
@@ -121,7 +123,7 @@ def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]]) -> T:
         async with client:
             return await work()
 
-    return anyio.run(main)
+    return run_with(container, main)
 
 
 def _mapping(columns: list[str]) -> dict[str, str]:
@@ -195,6 +197,7 @@ def import_(
 
     sink: Any = None
     client: Any = None
+    container: Any = None
     checkpoint = None
     start = None
     if not dry_run:
@@ -246,7 +249,7 @@ def import_(
     began = time.monotonic()
     try:
         with _sigterm_as_interrupt():
-            totals = _run(client, lambda: job.run(start))
+            totals = _run(client, lambda: job.run(start), container)
     except KeyboardInterrupt:
         feedback.stop()
         saved = checkpoint.load() if checkpoint else None
@@ -325,7 +328,8 @@ def export(
     stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
 
     try:
-        count = _run(client, lambda: export_completions(pages(), stream, out_format))
+        count = _run(client, lambda: export_completions(pages(), stream, out_format),
+                     None if server_url else container)
     finally:
         if output:
             stream.close()

@@ -29,6 +29,7 @@ from lmsgate.cli.common import (
     friendly,
     open_store,
     project_for,
+    run_with,
 )
 
 if TYPE_CHECKING:
@@ -118,9 +119,8 @@ class _Target:
     def retry(self, delivery_id: str) -> Delivery:
         if self.remote:
             return self._client.deliveries.retry_delivery(delivery_id).data
-        import anyio
 
-        return self._model(anyio.run(self._container.deliveries.retry, self._project, delivery_id))
+        return self._model(run_with(self._container, lambda: self._container.deliveries.retry(self._project, delivery_id)))
 
     def retry_many(self, where: DeliveryFilter) -> int:
         if self.remote:
@@ -128,9 +128,8 @@ class _Target:
                 status=where.status, account_id=where.account_id,  # type: ignore[arg-type]
                 created_after=where.created_after, created_before=where.created_before)
             return done.data.get("retried", 0)
-        import anyio
 
-        return anyio.run(self._container.deliveries.retry_many, self._project, where)
+        return run_with(self._container, lambda: self._container.deliveries.retry_many(self._project, where))
 
 
 def _when(value: datetime | None) -> str:
