@@ -302,7 +302,8 @@ def retry_deliveries(
     the whole dead-letter list.
 
     A running `lmsgate serve` (or `lmsgate worker`) does the delivering: at once when the retry
-    goes through it (--server-url), else at its next sweep (within about 30 s).
+    goes through it (--server-url), else at its next sweep (within 2 s for `serve` on
+    SQLite, 10 s for `worker`).
     """
     from lmsgate.store.deliveries import DeliveryFilter
 
@@ -341,4 +342,5 @@ def retry_deliveries(
         target.close()
     if not target.remote:
         console.print("A running `lmsgate serve` or `lmsgate worker` on this database picks them up on its "
-                      "next sweep (within about 30 s); through --server-url they are sent at once.")
+                      "next sweep (within 2 s for serve on SQLite, 10 s for worker); through --server-url "
+                      "they are sent at once.")

@@ -4,8 +4,9 @@ There is one process, so this runner is the only drainer: it runs at most one dr
 at a time (and ``max_accounts`` drains at once), started when the API accepts a delivery
 (:meth:`EmbeddedRunner.wake`) and again when the drain asks for it (the next retry is due, or
 an account's pause ends), with a timer on the event loop. On start, and every
-``sweep_seconds`` as a safety net, it wakes every account with due work and purges expired
-idempotency keys. Scale-out on PostgreSQL uses the job engine instead
+``sweep_seconds`` (2 s) after, it wakes every account with due work it was not told of (a
+retry written to the database by another process, say); every ``housekeeping_seconds`` it
+purges expired idempotency keys. Scale-out on PostgreSQL uses the job engine instead
 (:mod:`lmsgate.delivery.jobs`).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 import anyio.to_thread
@@ -25,12 +27,17 @@ log = logging.getLogger("lmsgate.delivery")
 
 class EmbeddedRunner:
     def __init__(self, drainer: Drainer, store: DeliveryStore, *, max_accounts: int = 16,
-                 sweep_seconds: float = 30.0, housekeeping: Callable[[], object] | None = None) -> None:
+                 sweep_seconds: float = 2.0, housekeeping_seconds: float = 30.0,
+                 housekeeping: Callable[[], object] | None = None) -> None:
         self.drainer = drainer
         self.store = store
         self.max_accounts = max_accounts
         self.sweep_seconds = sweep_seconds
+        """How often the database is searched for due work this process was not told of (a
+        retry written by ``lmsgate deliveries retry`` on the database, say): one read."""
+        self.housekeeping_seconds = housekeeping_seconds
         self.housekeeping = housekeeping
+        self._housekept = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
@@ -127,7 +134,9 @@ class EmbeddedRunner:
                 for account_id in accounts:
                     if account_id not in self._running and account_id not in self._timers:
                         self._wake(account_id, 0.0)
-                if self.housekeeping is not None:
+                now = time.monotonic()
+                if self.housekeeping is not None and now - self._housekept >= self.housekeeping_seconds:
+                    self._housekept = now
                     await anyio.to_thread.run_sync(self.housekeeping)
             except asyncio.CancelledError:
                 raise

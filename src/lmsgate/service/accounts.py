@@ -19,7 +19,7 @@ from lmsgate.schema.accounts import LinkedAccountCreate, PatchAccountExternalDto
 from lmsgate.store.tenancy import Account, Tenancy
 from lmsgate.vault import TamperedSecret, Vault
 
-_KEY_CACHE_SECONDS = 30.0
+_KEY_CACHE_SECONDS = 5.0
 
 
 class AccountResolver:
