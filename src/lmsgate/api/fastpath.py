@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from lmsgate.api.deps import basic_username
 from lmsgate.api.errors import describe_validation_errors
+from lmsgate.api.limits import RequestHeadLimits
 from lmsgate.api.observe import Observe, _current, note_caller
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
 from lmsgate.api.ratelimit import RateLimit
@@ -62,22 +63,18 @@ class CompletionFastLane:
         self.route = route
         settings = container.settings
         self.max_body = settings.max_body_bytes
-        self.max_url = settings.max_url_bytes
-        self.max_header_bytes = settings.max_header_bytes
-        self.max_header_count = settings.max_header_count
+        self.head_limits = RequestHeadLimits(None, max_url_bytes=settings.max_url_bytes,  # type: ignore[arg-type]
+                                             max_header_bytes=settings.max_header_bytes,
+                                             max_header_count=settings.max_header_count)
 
     def claims(self, scope: Scope) -> bool:
         """Whether this lane serves the request (see the module docstring); reads only the head."""
         if scope["method"] != "POST" or scope.get("query_string") or _PATH.match(scope["path"]) is None:
             return False
-        headers = scope["headers"]
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        if len(headers) > self.max_header_count or len(raw_path) > self.max_url:
-            return False
-        size = 0
+        if self.head_limits.refusal(scope) is not None:
+            return False  # the middleware refuses it, in its own words
         length = None
-        for name, value in headers:
-            size += len(name) + len(value)
+        for name, value in scope["headers"]:
             if name == b"content-type":
                 if value.split(b";")[0].strip().lower() != b"application/json":
                     return False
@@ -88,7 +85,7 @@ class CompletionFastLane:
                     return False
             elif name in _PASS_HEADERS:
                 return False
-        if size > self.max_header_bytes or length is None or not length.isdigit():
+        if length is None or not length.isdigit():
             return False
         return int(length) <= self.max_body
 

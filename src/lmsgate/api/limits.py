@@ -76,25 +76,30 @@ class RequestHeadLimits:
         self.max_header_bytes = max_header_bytes
         self.max_header_count = max_header_count
 
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """``(status, message)`` when the request's head is over a limit, else None."""
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        url_bytes = len(raw_path) + len(scope.get("query_string", b""))
+        if url_bytes > self.max_url_bytes:
+            return 414, (f"url: the path and query string are {url_bytes} bytes long; "
+                         f"the limit is {self.max_url_bytes}")
+        headers = scope.get("headers", [])
+        if len(headers) > self.max_header_count:
+            return 431, f"headers: {len(headers)} headers sent; the limit is {self.max_header_count}"
+        size = sum(len(name) + len(value) for name, value in headers)
+        if size > self.max_header_bytes:
+            largest = max(headers, key=lambda h: len(h[0]) + len(h[1]))[0].decode("latin-1")
+            return 431, (f"headers: {size} bytes of headers sent (the largest is {largest}); "
+                         f"the limit is {self.max_header_bytes}")
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        url_bytes = len(raw_path) + len(scope.get("query_string", b""))
-        if url_bytes > self.max_url_bytes:
-            await _refuse(send, 414, f"url: the path and query string are {url_bytes} bytes long; "
-                                     f"the limit is {self.max_url_bytes}")
-            return
-        headers = scope.get("headers", [])
-        if len(headers) > self.max_header_count:
-            await _refuse(send, 431, f"headers: {len(headers)} headers sent; the limit is {self.max_header_count}")
-            return
-        size = sum(len(name) + len(value) for name, value in headers)
-        if size > self.max_header_bytes:
-            largest = max(headers, key=lambda h: len(h[0]) + len(h[1]))[0].decode("latin-1")
-            await _refuse(send, 431, f"headers: {size} bytes of headers sent (the largest is {largest}); "
-                                     f"the limit is {self.max_header_bytes}")
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            await _refuse(send, *refusal)
             return
         await self.app(scope, receive, send)
 

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from lmsgate.errors import Unprocessable
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
-from lmsgate.store.db import write_lock
+from lmsgate.store.db import writing
 from lmsgate.store.pagination import Page, PageRequest
 
 Row = dict[str, Any]
@@ -31,7 +31,6 @@ class LmsStore:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._local = threading.local()
-        self._write_lock = write_lock(engine)
         self._bulk = Bulk(engine.dialect)
 
     # ---------------------------------------------------------------- unit of work
@@ -50,7 +49,7 @@ class LmsStore:
         if current is not None:
             yield current
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             self._local.conn = conn
             try:
                 yield conn
