@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from lmsgate import __version__
 from lmsgate.api import errors, openapi
-from lmsgate.api.fastpath import CompletionFastLane
+from lmsgate.api.fastpath import OPERATIONS as LANE_OPERATIONS, CompletionFastLane
 from lmsgate.api.heartbeat import Heartbeat
 from lmsgate.api.idempotency import Idempotency
 from lmsgate.api.limits import BodySizeLimit, RequestHeadLimits
@@ -115,9 +115,9 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
                        interval=settings.heartbeat_interval_seconds)
     app.add_middleware(Observe, routes=app.routes, metrics=metrics, writer=writer)
     if fast_path:
-        route = next(c.route for c in iter_route_contexts(app.routes)
-                     if getattr(c.route, "operation_id", None) == "lms_create_user_completion")
+        routes = {c.route.operation_id: c.route for c in iter_route_contexts(app.routes)
+                  if getattr(c.route, "operation_id", None) in LANE_OPERATIONS}
         app.fast_lane = CompletionFastLane(
             container, observe=Observe(None, routes=app.routes, metrics=metrics, writer=writer),  # type: ignore[arg-type]
-            rate_limit=rate_limit, route=route)
+            rate_limit=rate_limit, routes=routes)
     return app

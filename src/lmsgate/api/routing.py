@@ -11,6 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call
@@ -86,8 +88,15 @@ def document(operation_id: str, kind: str, *, filters: dict[str, Any] | None = N
 
 async def list_op(request: Request, call: Call, operation: str, *args: Any,
                   filter_names: tuple[str, ...] = (),
-                  enums: dict[str, tuple[str, ...]] | None = None) -> responses.JSONResponse:
-    page, cursor = page_request(request.query_params, filter_names=filter_names, enums=enums)
+                  enums: dict[str, tuple[str, ...]] | None = None) -> Response:
+    return await list_page(request.query_params, call, operation, *args, filter_names=filter_names, enums=enums)
+
+
+async def list_page(query: QueryParams, call: Call, operation: str, *args: Any,
+                    filter_names: tuple[str, ...] = (),
+                    enums: dict[str, tuple[str, ...]] | None = None) -> Response:
+    """One page of a list operation, from the query string's paging parameters and cursor."""
+    page, cursor = page_request(query, filter_names=filter_names, enums=enums)
     scope = ":".join([operation, *map(str, args)])
     codec = call.container.cursors
     account = call.ctx.account.id

@@ -60,6 +60,9 @@ class ListResult:
     next_last_id: str | None
     """Id of the last item when more pages follow; the API layer turns it into a cursor."""
     total: int | None = None
+    rendered: list[str] | None = None
+    """The items as JSON texts instead, when the connector had them serialised already (the
+    embedded LMS has its database do it); ``items`` is then empty."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_db_engine", "normalise_url", "upgrade", "write_lock", "writing"]
+__all__ = ["create_db_engine", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,7 +31,7 @@ _LONG_NUMBER = re.compile(r"\d{19}")
 _LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
 
 
-def _loads(text: str | bytes) -> object:
+def json_loads(text: str | bytes) -> Any:
     # orjson reads integers beyond 64 bits as floats, losing digits; the standard library
     # keeps them. Such numbers are rare, so only text with 19+ digits in a row pays for it.
     # (SQLite hands over str, psycopg bytes.)
@@ -41,7 +41,7 @@ def _loads(text: str | bytes) -> object:
     return orjson.loads(text)
 
 
-_JSON_CODEC = {"json_serializer": _dumps, "json_deserializer": _loads}
+_JSON_CODEC = {"json_serializer": _dumps, "json_deserializer": json_loads}
 """JSON columns go through orjson (listing a page decodes a few hundred of them), falling back
 to the standard library for what orjson refuses."""
 

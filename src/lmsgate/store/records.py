@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Select, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -22,6 +22,7 @@ from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
 from lmsgate.store.db import writing
 from lmsgate.store.pagination import Page, PageRequest
+from lmsgate.store.text_pages import TextPageQuery
 
 Row = dict[str, Any]
 
@@ -70,9 +71,9 @@ class LmsStore:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     @staticmethod
-    def _page(conn: Connection, table: Table, account_id: str, page: PageRequest,
-              where: Sequence[ColumnElement[bool]] = ()) -> Page:
-        q = select(table).where(table.c.account_id == account_id, *where)
+    def _query(table: Table, account_id: str, page: PageRequest, where: Sequence[ColumnElement[bool]] = (),
+               columns: Sequence[ColumnElement[Any]] | None = None) -> Select[Any]:
+        q = (select(*columns) if columns else select(table)).where(table.c.account_id == account_id, *where)
         if page.updated_after is not None:
             q = q.where(table.c.updated_at > page.updated_after)
         if page.after_id is not None:
@@ -80,7 +81,12 @@ class LmsStore:
         q = q.order_by(table.c.id).limit(page.page_size + 1)
         if page.offset and page.after_id is None:
             q = q.offset(page.offset)
-        rows: list[Any] = conn.execute(q).mappings().all()  # read-only mappings, no copies
+        return q
+
+    @classmethod
+    def _page(cls, conn: Connection, table: Table, account_id: str, page: PageRequest,
+              where: Sequence[ColumnElement[bool]] = ()) -> Page:
+        rows: list[Any] = conn.execute(cls._query(table, account_id, page, where)).mappings().all()
         has_more = len(rows) > page.page_size
         rows = rows[: page.page_size]
         return Page(items=rows, last_id=rows[-1]["id"] if rows else None, has_more=has_more)
@@ -95,8 +101,15 @@ class LmsStore:
 
     def list(self, table: Table, account_id: str, page: PageRequest,
              where: Sequence[ColumnElement[bool]] = ()) -> Page:
+        """A page of whole rows, in id order."""
         with self._read() as conn:
             return self._page(conn, table, account_id, page, where)
+
+    def list_texts(self, query: TextPageQuery, account_id: str, page: PageRequest, **equal: Any) -> Page:
+        """A page of ``(id, *texts)`` tuples, for columns the database computes as text (see
+        ``store.text_pages``)."""
+        with self._read() as conn:
+            return query.run(conn, account_id, page, **equal)
 
     def count(self, table: Table, account_id: str) -> int:
         with self._read() as conn:

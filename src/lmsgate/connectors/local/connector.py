@@ -24,6 +24,7 @@ from sqlalchemy import Table, or_, true
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
+from lmsgate.connectors.local.rendering import completion_texts, finish
 from lmsgate.connectors.spec import ConnectorSpec
 from lmsgate.errors import Conflict, LmsGateError, NotFound, Unprocessable
 from lmsgate.ids import new_id
@@ -40,6 +41,7 @@ from lmsgate.store import tables as t
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore
+from lmsgate.store.text_pages import TextPageQuery
 
 T = TypeVar("T")
 
@@ -110,6 +112,9 @@ class LocalConnector(Connector):
             lambda rows: store.insert_records(t.completions, rows),
             max_in_flight=4 if store.engine.dialect.name == "postgresql" else 1,
         )
+        self._inline_reads = store.engine.dialect.name == "sqlite"
+        self._rendered_completions = TextPageQuery(
+            t.completions, completion_texts(t.completions, store.engine.dialect.name), equal=["user_id"])
 
     async def verify(self, ctx: CallContext) -> str:
         await _run(lambda: self.store.get(t.users, ctx.account.id, ""))
@@ -207,14 +212,27 @@ class LocalConnector(Connector):
         return m.completion_to_wire(self._got(ctx, t.completions, row, "completion", completion_id))
 
     async def list_completions(self, ctx: CallContext, page: PageRequest) -> ListResult:
-        rows = await _run(lambda: self.store.list(t.completions, ctx.account.id, page))
-        return self._listed(ctx, t.completions, rows, m.completion_to_wire)
+        return await self._completions_page(ctx, page)
 
     async def list_user_completions(self, ctx: CallContext, user_id: str, page: PageRequest) -> ListResult:
-        rows = await _run(
-            lambda: self.store.list(t.completions, ctx.account.id, page, [t.completions.c.user_id == user_id])
+        return await self._completions_page(ctx, page, user_id=user_id)
+
+    async def _completions_page(self, ctx: CallContext, page: PageRequest, **equal: str) -> ListResult:
+        acct = ctx.account.id
+        if ctx.want_raw:  # the raw rows are shown too: read them whole
+            where = [t.completions.c[name] == value for name, value in equal.items()]
+            rows = await _run(lambda: self.store.list(t.completions, acct, page, where))
+            return self._listed(ctx, t.completions, rows, m.completion_to_wire)
+        read = lambda: self.store.list_texts(self._rendered_completions, acct, page, **equal)  # noqa: E731
+        # On SQLite the page is one statement in lmsgate's own file, ~0.6 ms for 100 items, which
+        # lets go of the interpreter lock while it runs: cheaper on the event loop than the two
+        # thread hand-overs around it (a page of 100 served at 746/s instead of 461/s). On
+        # PostgreSQL the read waits on the network, so it keeps its worker thread.
+        rendered = read() if self._inline_reads else await _run(read)
+        return ListResult(
+            items=[], rendered=[finish(text, *parts) for _, *parts, text in rendered.items],
+            next_last_id=rendered.last_id if rendered.has_more else None,
         )
-        return self._listed(ctx, t.completions, rows, m.completion_to_wire)
 
     async def delete_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> None:
         deleted = await _run(

@@ -1,0 +1,137 @@
+"""List pages of completions rendered as JSON by the database itself.
+
+``mapping.completion_to_wire`` turns a stored row into the unified JSON in Python: about
+25 µs a row once SQLAlchemy's row processing, the date formatting and the serialiser are
+counted, so a page of 100 cost more than 2.5 ms of the interpreter's one core, and a busy
+server answered list calls at a few hundred a second. Here the same object is built by
+SQLite's ``json_object`` or PostgreSQL's ``json_build_object``, in C, often on the other core
+(the driver lets go of the interpreter lock while the database works), and Python only joins
+the texts.
+
+The result must be exactly what ``completion_to_wire`` returns, key for key, once parsed:
+``tests/integration/test_sql_rendering.py`` checks it on generated rows, on both databases.
+Two fields are added in Python, as text, because the database cannot write them the same way:
+
+* ``time_spent``, shown in its normal form (``Duration.isoformat``), from a small cache;
+* ``result``: its ``source_value`` is any JSON the caller sent, and SQLite's JSON functions
+  write the numbers in it with 15 significant digits, so the stored text is spliced in as is.
+
+SQLite's own number formatting has the same limit, so a ``score.percentage`` is written with
+15 significant digits, and with 17 only when 15 would not read back as the same number
+(PostgreSQL writes the shortest exact form).
+
+``raw=true`` and ``fields=`` calls take the Python path; everything else takes this one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Table, and_, case, cast, extract, func, literal_column, null, or_, type_coerce
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import Float, Text
+
+from lmsgate.connectors.local.mapping import normalised_duration
+
+
+def _key(name: str) -> ColumnElement[Any]:
+    return literal_column(f"'{name}'")
+
+
+class _Dialect:
+    """What differs between the two databases: the object builder and the text of a date."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.obj = func.json_build_object if name == "postgresql" else func.json_object
+
+    def datetime(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``YYYY-MM-DDTHH:MM:SS.mmmZ``, or ``.mmmmmmZ`` when the microseconds are not whole
+        milliseconds: ``schema.types.format_datetime``. Columns are naive UTC."""
+        if self.name == "postgresql":
+            micros = cast(extract("microseconds", column), BigInteger) % 1000
+            return case(
+                (column.is_(None), null()),
+                (micros == 0, func.to_char(column, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"))),
+                else_=func.to_char(column, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'")),
+            )
+        # SQLite keeps SQLAlchemy's text form: "YYYY-MM-DD HH:MM:SS.ffffff".
+        date, clock = func.substr(column, 1, 10), func.substr(column, 12, 12)
+        return case(
+            (column.is_(None), null()),
+            (func.substr(column, 24, 3) == "000", date + "T" + clock + "Z"),
+            else_=date + "T" + func.substr(column, 12, 15) + "Z",
+        )
+
+    def number_text(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A SQLite REAL as JSON number text that reads back as the same double."""
+        short = func.printf("%!.15g", column)
+        return case((cast(func.printf("%.15g", column), Float) == column, short), else_=func.printf("%!.17g", column))
+
+    def number(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.name == "postgresql":
+            return column
+        return case((column.is_(None), null()), else_=func.json(self.number_text(column)))
+
+    def json_text(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A JSON column's stored text. SQLite gives a column declared JSON numeric affinity, so
+        a bare number is kept as a number, whose text must be written exactly again."""
+        if self.name == "postgresql":
+            return cast(column, Text)
+        return case((func.typeof(column) == "real", self.number_text(column)), else_=cast(column, Text))
+
+
+def completion_texts(table: Table, dialect_name: str) -> tuple[ColumnElement[Any], ...]:
+    """The columns to read for ``finish``: ``time_spent``, the result's two columns (the JSON
+    one as its stored text) and the rest of the object."""
+    c = table.c
+    return (c.time_spent, c.result_value, _Dialect(dialect_name).json_text(c.result_source_value),
+            completion_json(table, dialect_name))
+
+
+def completion_json(table: Table, dialect_name: str) -> ColumnElement[Any]:
+    """One completion as a JSON object, without ``time_spent`` and ``result`` (see ``finish``)."""
+    d = _Dialect(dialect_name)
+    c = table.c
+    lo, ref, kind = c.learning_object_id, c.learning_object_external_reference, c.learning_object_type
+    course = case((kind == "course", lo), else_=null())
+    lo_type = case((or_(kind.is_(None), kind == ""), null()),
+                   else_=d.obj(_key("value"), kind, _key("source_value"), kind))
+    score = case((and_(c.score_percentage.is_(None), c.score_raw_value.is_(None)), null()),
+                 else_=d.obj(_key("percentage"), d.number(c.score_percentage), _key("raw_value"), c.score_raw_value))
+    pairs: list[tuple[str, ColumnElement[Any]]] = [
+        ("id", c.id), ("remote_id", c.id), ("user_id", c.user_id), ("remote_user_id", c.user_id),
+        ("learning_object_id", lo), ("remote_learning_object_id", lo),
+        ("learning_object_external_reference", ref), ("learning_object_type", lo_type),
+        ("score", score),
+        ("completed_at", d.datetime(c.completed_at)), ("created_at", d.datetime(c.created_at)),
+        ("updated_at", d.datetime(c.updated_at)),
+        ("certificate_url", null()), ("unified_custom_fields", null()),
+        ("external_reference", ref), ("external_id", ref), ("remote_external_id", ref),
+        ("content_external_reference", ref), ("content_id", lo), ("remote_content_id", lo),
+        ("course_id", course), ("remote_course_id", course),
+    ]
+    built = d.obj(*(arg for name, value in pairs for arg in (_key(name), value)))
+    return cast(built, Text) if dialect_name == "postgresql" else type_coerce(built, Text)
+
+
+@lru_cache(maxsize=4096)
+def _time_spent_suffix(text: str | None) -> str:
+    return ',"time_spent":' + orjson.dumps(normalised_duration(text)).decode() + "}"
+
+
+@lru_cache(maxsize=256)
+def _quoted(value: str | None) -> str:
+    return orjson.dumps(value).decode()
+
+
+def finish(rendered: str, time_spent: str | None, result_value: str | None, result_source: str | None) -> str:
+    """Complete an object from ``completion_json`` with the columns ``completion_texts`` reads
+    before it. ``result_source`` is stored JSON text (``null`` for a None that was stored)."""
+    if result_value is None and (result_source is None or result_source == "null"):
+        result = "null"
+    else:
+        result = '{"value":' + _quoted(result_value) + ',"source_value":' + (result_source or "null") + "}"
+    return rendered[:-1] + ',"result":' + result + _time_spent_suffix(time_spent)

@@ -1,0 +1,122 @@
+"""List pages whose columns are computed as text by the database (such as a record already
+rendered as JSON), read at the lowest cost the drivers allow.
+
+Two costs of the usual path are gone here, and each was larger than the query itself:
+
+* **Building the statement.** SQLAlchemy caches compiled SQL, but finds it by walking the
+  whole expression on every call; for a JSON object of 25 fields that walk took about half a
+  millisecond, against 20 µs for the query on a page of one. A ``TextPageQuery`` compiles each
+  shape of its query once (which filters are present) and then runs the SQL text directly.
+* **Handing rows over (SQLite).** The driver takes the interpreter lock back after each row;
+  when the event loop is busy each of those waits can last the switch interval (5 ms), so a
+  page of 100 took longer to hand over than to compute. On SQLite the page is folded into
+  one row by ``group_concat`` and unfolded in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Table, bindparam, func, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
+
+from lmsgate.store.pagination import Page, PageRequest
+
+_SEP, _NULL = "\x1e", "\x1f"
+"""Between rows, and for SQL NULL, in a folded SQLite page: control characters, which JSON
+text (escaped) and the ids, durations and dates read this way never hold."""
+
+
+class _Compiled:
+    __slots__ = ("sql", "names", "defaults", "processors")
+
+    def __init__(self, sql: str, names: Sequence[str] | None, defaults: dict[str, Any],
+                 processors: dict[str, Any]) -> None:
+        self.sql, self.names, self.defaults, self.processors = sql, names, defaults, processors
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        merged = {**self.defaults, **values}
+        for name, process in self.processors.items():
+            if name in values and values[name] is not None:
+                merged[name] = process(values[name])
+        if self.names is None:  # named style (psycopg)
+            return merged
+        return tuple(merged[name] for name in self.names)
+
+
+class TextPageQuery:
+    """``SELECT id, *texts FROM table WHERE account_id = … [AND column = …] ORDER BY id``, paged
+    as ``LmsStore.list`` pages, with each shape compiled once per dialect.
+
+    ``equal`` names the columns that a call may filter on by equality.
+    """
+
+    def __init__(self, table: Table, texts: Sequence[ColumnElement[Any]], equal: Sequence[str] = ()) -> None:
+        self.table = table
+        self.texts = tuple(texts)
+        self.equal = tuple(equal)
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+    def _compile(self, dialect: Dialect, shape: tuple[Any, ...]) -> _Compiled:
+        filters, updated_after, after_id, offset = shape
+        c = self.table.c
+        q = select(c.id, *self.texts).where(c.account_id == bindparam("account_id"))
+        for name in filters:
+            q = q.where(c[name] == bindparam(f"eq_{name}"))
+        if updated_after:
+            q = q.where(c.updated_at > bindparam("updated_after", type_=c.updated_at.type))
+        if after_id:
+            q = q.where(c.id > bindparam("after_id"))
+        q = q.order_by(c.id).limit(bindparam("limit", type_=Integer))
+        if offset:
+            q = q.offset(bindparam("offset", type_=Integer))
+        if dialect.name == "sqlite":
+            sub = q.subquery()
+            q = select(*(func.group_concat(func.coalesce(column, _NULL), _SEP) for column in sub.c))
+        compiled = q.compile(dialect=dialect)
+        processors = {}
+        if updated_after:
+            processors["updated_after"] = c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+        names = list(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
+        return _Compiled(str(compiled), names, compiled.construct_params(_check=False), {k: v for k, v in processors.items() if v})
+
+    def run(self, conn: Connection, account_id: str, page: PageRequest, **equal: Any) -> Page:
+        """One page of ``(id, *texts)`` tuples."""
+        offset = bool(page.offset and page.after_id is None)
+        shape = (tuple(sorted(equal)), page.updated_after is not None, page.after_id is not None, offset)
+        dialect = conn.dialect
+        compiled = self._compiled.get((dialect.name, shape))
+        if compiled is None:
+            unknown = set(equal) - set(self.equal)
+            if unknown:
+                raise ValueError(f"not a filter of this query: {sorted(unknown)}")
+            compiled = self._compiled[(dialect.name, shape)] = self._compile(dialect, shape)
+        values: dict[str, Any] = {"account_id": account_id, "limit": page.page_size + 1}
+        values.update({f"eq_{k}": v for k, v in equal.items()})
+        if page.updated_after is not None:
+            values["updated_after"] = page.updated_after
+        if page.after_id is not None:
+            values["after_id"] = page.after_id
+        if offset:
+            values["offset"] = page.offset
+        result = conn.exec_driver_sql(compiled.sql, compiled.parameters(values))
+        if dialect.name == "sqlite":
+            rows = _unfold(result.one())
+        else:
+            rows = [tuple(r) for r in result.all()]
+        has_more = len(rows) > page.page_size
+        rows = rows[: page.page_size]
+        return Page(items=rows, last_id=rows[-1][0] if rows else None, has_more=has_more)  # type: ignore[arg-type]
+
+
+def _unfold(joined: Sequence[str | None]) -> list[tuple[Any, ...]]:
+    if joined[0] is None:
+        return []
+    columns = [[None if v == _NULL else v for v in text.split(_SEP)] for text in joined]  # type: ignore[union-attr]
+    rows = list(zip(*columns, strict=True))
+    ids = [r[0] for r in rows]
+    if ids != sorted(ids):  # group_concat does not promise to keep the subquery's order
+        rows.sort(key=lambda r: r[0])
+    return rows
