@@ -63,7 +63,7 @@ def _python_page(store: Any, account_id: str, page: PageRequest) -> list[dict[st
 
 
 def _sql_page(connector: LocalConnector, account_id: str, page: PageRequest, **equal: str) -> list[dict[str, Any]]:
-    texts = connector.store.list_texts(connector._rendered_completions, account_id, page, **equal).items
+    texts = connector.store.list_computed(connector._rendered_completions, account_id, page, **equal).items
     return [json.loads(finish(text, *parts)) for _, *parts, text in texts]
 
 
@@ -102,7 +102,7 @@ def test_pages_cursors_and_filters_match_the_python_path(tenant: Tenant) -> None
                  PageRequest(page_size=30, updated_after=datetime.fromisoformat("2026-01-01T00:10:00+00:00"))):
         python = _python_page(store, account, page)
         assert _sql_page(connector, account, page) == python
-        texts = store.list_texts(connector._rendered_completions, account, page)
+        texts = store.list_computed(connector._rendered_completions, account, page)
         whole = store.list(t.completions, account, page)
         assert (texts.last_id, texts.has_more) == (whole.last_id, whole.has_more)
     mine = _sql_page(connector, account, PageRequest(page_size=30), user_id="learner-1")

@@ -31,6 +31,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
@@ -289,6 +290,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=512)  # one entry per route template
 def _resource_names(template: str | None) -> tuple[str | None, str | None, str | None]:
     """(service, resource, sub_resource) of a route template: ``/unified/lms/users/{id}/completions``
     gives ("lms", "users", "completions"); ``/accounts/{id}/test`` gives ("accounts", "accounts", "test")."""

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from lmsgate.connectors.base import CallContext, ListResult, Wire, WriteResult
 from lmsgate.schema.types import format_datetime
-from lmsgate.store.db import json_loads
 
 
 def _default(value: Any) -> Any:
@@ -64,8 +63,7 @@ def page(ctx: CallContext, result: ListResult, next_cursor: str | None, fields: 
         body = b"".join((b'{"next":', orjson.dumps(next_cursor), b',"data":[',
                          ",".join(result.rendered).encode(), b"]}"))
         return Response(body, media_type="application/json")
-    items = result.items if result.rendered is None else [json_loads(i) for i in result.rendered]
-    data: dict[str, Any] = {"next": next_cursor, "data": [select_fields(i, fields) for i in items]}
+    data: dict[str, Any] = {"next": next_cursor, "data": [select_fields(i, fields) for i in result.wire()]}
     return JSONResponse(_with_raw(data, ctx))
 
 

@@ -46,7 +46,7 @@ async def store_pages(service: LmsService, ctx: CallContext, *, user_id: str | N
             result: ListResult = await service.call(ctx, "list_completions", page)
         else:
             result = await service.call(ctx, "list_user_completions", user_id, page)
-        yield result.items
+        yield result.wire()
         if result.next_last_id is None:
             return
         page = replace(page, after_id=result.next_last_id)

@@ -25,6 +25,7 @@ from lmsgate.schema import (
     LmsUpsertCourseRequestDto,
     LmsUpsertUserRequestDto,
 )
+from lmsgate.store.db import json_loads
 from lmsgate.store.pagination import PageRequest
 from lmsgate.store.tenancy import Account
 
@@ -62,7 +63,13 @@ class ListResult:
     total: int | None = None
     rendered: list[str] | None = None
     """The items as JSON texts instead, when the connector had them serialised already (the
-    embedded LMS has its database do it); ``items`` is then empty."""
+    embedded LMS has its database do it); ``items`` is then empty. Read them with ``wire()``."""
+
+    def wire(self) -> list[Wire]:
+        """The items as JSON values, however the connector gave them."""
+        if self.rendered is None:
+            return self.items
+        return [json_loads(text) for text in self.rendered]  # integers beyond 64 bits kept whole
 
 
 @dataclass(slots=True)

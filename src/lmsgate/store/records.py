@@ -22,7 +22,7 @@ from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
 from lmsgate.store.db import writing
 from lmsgate.store.pagination import Page, PageRequest
-from lmsgate.store.text_pages import TextPageQuery
+from lmsgate.store.computed_pages import ComputedPageQuery
 
 Row = dict[str, Any]
 
@@ -105,9 +105,9 @@ class LmsStore:
         with self._read() as conn:
             return self._page(conn, table, account_id, page, where)
 
-    def list_texts(self, query: TextPageQuery, account_id: str, page: PageRequest, **equal: Any) -> Page:
-        """A page of ``(id, *texts)`` tuples, for columns the database computes as text (see
-        ``store.text_pages``)."""
+    def list_computed(self, query: ComputedPageQuery, account_id: str, page: PageRequest, **equal: Any) -> Page:
+        """A page of ``(id, *columns)`` tuples, for columns the database computes (see
+        ``store.computed_pages``)."""
         with self._read() as conn:
             return query.run(conn, account_id, page, **equal)
 

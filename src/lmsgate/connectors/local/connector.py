@@ -24,7 +24,7 @@ from sqlalchemy import Table, or_, true
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
-from lmsgate.connectors.local.rendering import completion_texts, finish
+from lmsgate.connectors.local.rendering import completion_columns, finish
 from lmsgate.connectors.spec import ConnectorSpec
 from lmsgate.errors import Conflict, LmsGateError, NotFound, Unprocessable
 from lmsgate.ids import new_id
@@ -41,7 +41,7 @@ from lmsgate.store import tables as t
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore
-from lmsgate.store.text_pages import TextPageQuery
+from lmsgate.store.computed_pages import ComputedPageQuery
 
 T = TypeVar("T")
 
@@ -113,8 +113,8 @@ class LocalConnector(Connector):
             max_in_flight=4 if store.engine.dialect.name == "postgresql" else 1,
         )
         self._inline_reads = store.engine.dialect.name == "sqlite"
-        self._rendered_completions = TextPageQuery(
-            t.completions, completion_texts(t.completions, store.engine.dialect.name), equal=["user_id"])
+        self._rendered_completions = ComputedPageQuery(
+            t.completions, completion_columns(t.completions, store.engine.dialect.name), equal=["user_id"])
 
     async def verify(self, ctx: CallContext) -> str:
         await _run(lambda: self.store.get(t.users, ctx.account.id, ""))
@@ -223,12 +223,18 @@ class LocalConnector(Connector):
             where = [t.completions.c[name] == value for name, value in equal.items()]
             rows = await _run(lambda: self.store.list(t.completions, acct, page, where))
             return self._listed(ctx, t.completions, rows, m.completion_to_wire)
-        read = lambda: self.store.list_texts(self._rendered_completions, acct, page, **equal)  # noqa: E731
-        # On SQLite the page is one statement in lmsgate's own file, ~0.6 ms for 100 items, which
-        # lets go of the interpreter lock while it runs: cheaper on the event loop than the two
-        # thread hand-overs around it (a page of 100 served at 746/s instead of 461/s). On
-        # PostgreSQL the read waits on the network, so it keeps its worker thread.
-        rendered = read() if self._inline_reads else await _run(read)
+        read = lambda: self.store.list_computed(self._rendered_completions, acct, page, **equal)  # noqa: E731
+        # On SQLite the page is one statement on lmsgate's own file, ~0.6 ms for 100 items:
+        # cheaper on the event loop than the two thread hand-overs around it (a page of 100
+        # served at 746/s instead of 461/s). In a worker thread it was worse still: the driver
+        # takes the interpreter lock back after each row, and with the loop busy each wait can
+        # last the switch interval (5 ms). On PostgreSQL the read waits on the network, so it
+        # keeps its worker thread (psycopg fetches the page in one go).
+        if self._inline_reads:
+            await asyncio.sleep(0)  # let the requests already waiting go first
+            rendered = read()
+        else:
+            rendered = await _run(read)
         return ListResult(
             items=[], rendered=[finish(text, *parts) for _, *parts, text in rendered.items],
             next_last_id=rendered.last_id if rendered.has_more else None,

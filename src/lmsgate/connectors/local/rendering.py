@@ -3,35 +3,33 @@
 ``mapping.completion_to_wire`` turns a stored row into the unified JSON in Python: about
 25 µs a row once SQLAlchemy's row processing, the date formatting and the serialiser are
 counted, so a page of 100 cost more than 2.5 ms of the interpreter's one core, and a busy
-server answered list calls at a few hundred a second. Here the same object is built by
-SQLite's ``json_object`` or PostgreSQL's ``json_build_object``, in C, often on the other core
-(the driver lets go of the interpreter lock while the database works), and Python only joins
-the texts.
+server answered list calls at a few hundred a second. Here most of the object is built by
+SQLite's ``json_object`` or PostgreSQL's ``json_build_object``, in C, and Python only finishes
+each object and joins the page.
 
 The result must be exactly what ``completion_to_wire`` returns, key for key, once parsed:
 ``tests/integration/test_sql_rendering.py`` checks it on generated rows, on both databases.
-Two fields are added in Python, as text, because the database cannot write them the same way:
+Three fields are added in Python, as text, because the database cannot write them the same way:
 
 * ``time_spent``, shown in its normal form (``Duration.isoformat``), from a small cache;
-* ``result``: its ``source_value`` is any JSON the caller sent, and SQLite's JSON functions
-  write the numbers in it with 15 significant digits, so the stored text is spliced in as is.
-
-SQLite's own number formatting has the same limit, so a ``score.percentage`` is written with
-15 significant digits, and with 17 only when 15 would not read back as the same number
-(PostgreSQL writes the shortest exact form).
+* ``score``: SQLite writes a REAL with 15 significant digits, and its 17-digit ``printf`` is
+  not exact either (the property test found both), while Python's ``repr`` is;
+* ``result``: its ``source_value`` is any JSON the caller sent, spliced in as stored (SQLite's
+  JSON functions would write the numbers in it again, with 15 digits).
 
 ``raw=true`` and ``fields=`` calls take the Python path; everything else takes this one.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Table, and_, case, cast, extract, func, literal_column, null, or_, type_coerce
+from sqlalchemy import BigInteger, Table, case, cast, extract, func, literal_column, null, or_, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import Float, Text
+from sqlalchemy.types import Text
 
 from lmsgate.connectors.local.mapping import normalised_duration
 
@@ -65,47 +63,32 @@ class _Dialect:
             else_=date + "T" + func.substr(column, 12, 15) + "Z",
         )
 
-    def number_text(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
-        """A SQLite REAL as JSON number text that reads back as the same double."""
-        short = func.printf("%!.15g", column)
-        return case((cast(func.printf("%.15g", column), Float) == column, short), else_=func.printf("%!.17g", column))
-
-    def number(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
-        if self.name == "postgresql":
-            return column
-        return case((column.is_(None), null()), else_=func.json(self.number_text(column)))
-
-    def json_text(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
-        """A JSON column's stored text. SQLite gives a column declared JSON numeric affinity, so
-        a bare number is kept as a number, whose text must be written exactly again."""
-        if self.name == "postgresql":
-            return cast(column, Text)
-        return case((func.typeof(column) == "real", self.number_text(column)), else_=cast(column, Text))
+    def source_text(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A JSON column as stored. On SQLite the driver hands over text, or a number (a column
+        declared JSON has numeric affinity there, so a bare number is kept as one)."""
+        return cast(column, Text) if self.name == "postgresql" else column
 
 
-def completion_texts(table: Table, dialect_name: str) -> tuple[ColumnElement[Any], ...]:
-    """The columns to read for ``finish``: ``time_spent``, the result's two columns (the JSON
-    one as its stored text) and the rest of the object."""
+def completion_columns(table: Table, dialect_name: str) -> tuple[ColumnElement[Any], ...]:
+    """The columns to read for ``finish``, in its order: the ones Python writes, then the rest
+    of the object as JSON text."""
     c = table.c
-    return (c.time_spent, c.result_value, _Dialect(dialect_name).json_text(c.result_source_value),
-            completion_json(table, dialect_name))
+    return (c.time_spent, c.result_value, _Dialect(dialect_name).source_text(c.result_source_value),
+            c.score_percentage, c.score_raw_value, completion_json(table, dialect_name))
 
 
 def completion_json(table: Table, dialect_name: str) -> ColumnElement[Any]:
-    """One completion as a JSON object, without ``time_spent`` and ``result`` (see ``finish``)."""
+    """One completion as a JSON object, without ``time_spent``, ``result`` and ``score``."""
     d = _Dialect(dialect_name)
     c = table.c
     lo, ref, kind = c.learning_object_id, c.learning_object_external_reference, c.learning_object_type
     course = case((kind == "course", lo), else_=null())
     lo_type = case((or_(kind.is_(None), kind == ""), null()),
                    else_=d.obj(_key("value"), kind, _key("source_value"), kind))
-    score = case((and_(c.score_percentage.is_(None), c.score_raw_value.is_(None)), null()),
-                 else_=d.obj(_key("percentage"), d.number(c.score_percentage), _key("raw_value"), c.score_raw_value))
     pairs: list[tuple[str, ColumnElement[Any]]] = [
         ("id", c.id), ("remote_id", c.id), ("user_id", c.user_id), ("remote_user_id", c.user_id),
         ("learning_object_id", lo), ("remote_learning_object_id", lo),
         ("learning_object_external_reference", ref), ("learning_object_type", lo_type),
-        ("score", score),
         ("completed_at", d.datetime(c.completed_at)), ("created_at", d.datetime(c.created_at)),
         ("updated_at", d.datetime(c.updated_at)),
         ("certificate_url", null()), ("unified_custom_fields", null()),
@@ -127,11 +110,26 @@ def _quoted(value: str | None) -> str:
     return orjson.dumps(value).decode()
 
 
-def finish(rendered: str, time_spent: str | None, result_value: str | None, result_source: str | None) -> str:
-    """Complete an object from ``completion_json`` with the columns ``completion_texts`` reads
-    before it. ``result_source`` is stored JSON text (``null`` for a None that was stored)."""
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value)
+
+
+def finish(rendered: str, time_spent: str | None, result_value: str | None, result_source: Any,
+           score_percentage: float | None, score_raw_value: str | None) -> str:
+    """Complete an object from ``completion_json`` with the columns ``completion_columns``
+    reads before it. ``result_source`` is the stored JSON: text (``null`` for a None that was
+    stored), or on SQLite a bare number."""
+    if isinstance(result_source, (int, float)):
+        result_source = _json(result_source)
     if result_value is None and (result_source is None or result_source == "null"):
         result = "null"
     else:
         result = '{"value":' + _quoted(result_value) + ',"source_value":' + (result_source or "null") + "}"
-    return rendered[:-1] + ',"result":' + result + _time_spent_suffix(time_spent)
+    if score_percentage is None and score_raw_value is None:
+        score = "null"
+    else:
+        score = '{"percentage":' + _json(score_percentage) + ',"raw_value":' + _json(score_raw_value) + "}"
+    return rendered[:-1] + ',"result":' + result + ',"score":' + score + _time_spent_suffix(time_spent)
