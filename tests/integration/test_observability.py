@@ -163,6 +163,43 @@ def test_request_logs_record_who_called_what(obs_tenant: Tenant) -> None:
     assert_stackone_error(obs_tenant.get("/requests/logs/no-such-log"), 404, "not found")
 
 
+def test_a_nul_in_the_path_is_logged_and_costs_no_other_row(obs_tenant: Tenant) -> None:
+    """PostgreSQL text refuses NUL: a batch holding such a path was refused whole, and every
+    row in it (other callers' too) was lost. The path is logged as sent, %00."""
+    before = obs_tenant.post("/unified/lms/users/l1/completions", json=SEED_COMPLETION)
+    refused = obs_tenant.post("/unified/lms/users/u%00x/completions", json=SEED_COMPLETION)
+    slashed = obs_tenant.get("/unified/lms/users/a%2Fb/completions")
+    assert_stackone_error(refused, 400, "NUL")
+    data = _logs(obs_tenant)["data"]
+    by_request = {d["request_id"]: d for d in data}
+    assert by_request[refused.headers["x-request-id"]]["path"] == "/unified/lms/users/u%00x/completions"
+    assert by_request[slashed.headers["x-request-id"]]["path"] == "/unified/lms/users/a%2Fb/completions"
+    assert before.headers["x-request-id"] in by_request
+
+
+def test_a_request_log_row_the_database_refuses_costs_no_other_row(obs_client: TestClient,
+                                                                 obs_container: Container) -> None:
+    writer = obs_client.app.state.request_log_writer
+    tenant = make_tenant(obs_client, obs_container)
+    kept = tenant.post("/unified/lms/users/l1/completions", json=SEED_COMPLETION)
+    build = writer._row
+
+    def poisoned(record: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        row = build(record, extra)
+        if record.request_id == "poisoned-row":
+            row["method"] = None  # NOT NULL: both databases refuse it
+        return row
+
+    writer._row = poisoned
+    try:
+        tenant.get("/unified/lms/completions", headers={"x-request-id": "poisoned-row"})
+        logs = _logs(tenant)["data"]
+    finally:
+        writer._row = build
+    ids = [d["request_id"] for d in logs]
+    assert kept.headers["x-request-id"] in ids and "poisoned-row" not in ids
+
+
 def test_request_log_filters_and_pages(obs_tenant: Tenant) -> None:
     for i in range(5):
         obs_tenant.post(f"/unified/lms/users/l{i}/completions", json=SEED_COMPLETION)

@@ -18,6 +18,7 @@ from lmsgate.api.idempotency import Idempotency
 from lmsgate.api.limits import BodySizeLimit, RequestHeadLimits
 from lmsgate.api.metrics import Metrics
 from lmsgate.api.observe import Observe, RequestLogWriter, install_provider_tap
+from lmsgate.api.paths import protect_encoded_slashes, restore_slashes_in_parameters
 from lmsgate.api.ratelimit import RateLimit, make_buckets
 from lmsgate.api.routers import (
     accounts,
@@ -55,6 +56,8 @@ class LmsGateApp(FastAPI):
     fast_lane: CompletionFastLane | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            protect_encoded_slashes(scope)  # an id may hold %2F (api/paths.py)
         lane = self.fast_lane
         if lane is not None and scope["type"] == "http" and lane.claims(scope):
             scope["app"] = self
@@ -75,6 +78,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     for module in (completions, assignments, content, courses, users, taxonomy, accounts, request_logs, system,
                    deliveries):
         app.include_router(module.router)
+    restore_slashes_in_parameters(app.routes)
     errors.install(app)
     openapi.install(app)
 

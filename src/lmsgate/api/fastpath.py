@@ -39,6 +39,7 @@ from lmsgate.api.deps import basic_username, make_call
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.limits import RequestHeadLimits
 from lmsgate.api.observe import Observe, _current, note_caller
+from lmsgate.api.paths import restore
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
 from lmsgate.api.ratelimit import RateLimit
 from lmsgate.api.responses import dumps, error_body, now_iso
@@ -107,7 +108,7 @@ class CompletionFastLane:
         record, authorization = observe.start(scope)
         token, rid_token = _current.set(record), request_id_var.set(record.request_id)
         listing = scope["method"] == "GET"
-        user_list = listing and record.path != "/unified/lms/completions"
+        user_list = listing and scope["path"] != "/unified/lms/completions"
         scope["route"] = self.routes[OPERATIONS[(2 if user_list else 1) if listing else 0]]
         address = record.client or "unknown"
         request_body = b""
@@ -124,10 +125,10 @@ class CompletionFastLane:
             else:
                 try:
                     if listing:
-                        status, body, extra = await self._list(record.path, scope["headers"], scope["query_string"])
+                        status, body, extra = await self._list(scope["path"], scope["headers"], scope["query_string"])
                     else:
                         request_body = await _read_body(receive)
-                        status, body, extra = await self._handle(record.path, scope["headers"], request_body)
+                        status, body, extra = await self._handle(scope["path"], scope["headers"], request_body)
                 except LmsGateError as exc:
                     status, body = exc.status, error_body(exc.status, exc.message, exc.provider_errors)
                     extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
@@ -153,6 +154,7 @@ class CompletionFastLane:
                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         authorization, account_id, _ = _caller(raw_headers)
         user_id = _LIST.match(path).group(1)  # type: ignore[union-attr]  # claims() matched it
+        user_id = None if user_id is None else restore(user_id)
         query = QueryParams(query_string)  # as starlette's Request reads it
         call = make_call(self.container, authorization, account_id, {"id": user_id} if user_id else {}, query)
         if user_id is None:
@@ -169,7 +171,7 @@ class CompletionFastLane:
         note_caller(project)
         account = c.resolver.account(project, account_id)
         note_caller(project, account)
-        user_id = path[len(_PREFIX):-len(_SUFFIX)]  # ASGI's ``path`` is already percent-decoded
+        user_id = restore(path[len(_PREFIX):-len(_SUFFIX)])  # ``path`` is percent-decoded already
         if "\x00" in user_id:
             raise BadRequest("id: NUL characters are not allowed")
         try:
@@ -180,7 +182,7 @@ class CompletionFastLane:
         # submit, not create_completion: the account's fallback_to_async applies here too
         result = await c.service.submit(CallContext(account=account, respond_async=respond_async),
                                         "create_user_completion", (user_id,), dto,
-                                        path=f"/unified/lms/users/{user_id}/completions")
+                                        path=f"/unified/lms/users/{user_id.replace('/', '%2F')}/completions")
         if isinstance(result, Deferred):
             return 202, accepted_body(result), [(k.lower().encode(), v.encode("latin-1"))
                                                  for k, v in accepted_headers(result).items()]

@@ -41,6 +41,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lmsgate.api.metrics import Metrics
+from lmsgate.api.paths import SLASH
 from lmsgate.api.responses import error_body
 from lmsgate.http import Redactor
 from lmsgate.ids import new_id, random_hex
@@ -211,10 +212,7 @@ class RequestLogWriter:
             with self._lock:
                 batch, self._pending = self._pending, []
             if batch:
-                try:
-                    self.store.write([self._row(record, extra) for record, extra in batch])
-                except Exception:  # the request log must never break the API; say so loudly
-                    log.exception("could not write %d request-log rows", len(batch))
+                self._write(batch)
         now = time.monotonic()
         if now - self._last_purge > self.PURGE_EVERY:
             self._last_purge = now
@@ -222,6 +220,33 @@ class RequestLogWriter:
                 self.store.purge(datetime.now(UTC) - self.retention)
             except Exception:
                 log.exception("could not delete old request logs")
+
+    def _write(self, batch: list[tuple[RequestRecord, dict[str, Any]]]) -> None:
+        """Write a batch in one transaction; if the database refuses it, row by row, so that
+        one row it cannot take does not cost the others. The request log must never break
+        the API: what cannot be written is said loudly and dropped."""
+        rows = []
+        for record, extra in batch:
+            try:
+                rows.append(self._row(record, extra))
+            except Exception:
+                log.exception("could not build the request-log row of request %s", record.request_id)
+        try:
+            self.store.write(rows)
+            return
+        except Exception:
+            if len(rows) == 1:
+                log.exception("could not write the request-log row of request %s", rows[0]["request_id"])
+                return
+        lost = 0
+        for row in rows:
+            try:
+                self.store.write([row])
+            except Exception:
+                lost += 1
+                log.exception("could not write the request-log row of request %s", row["request_id"])
+        log.warning("request-log batch of %d rows refused; %d written one by one, %d dropped",
+                    len(rows), len(rows) - lost, lost)
 
     # ------------------------------------------------------------ building a row
 
@@ -384,7 +409,9 @@ class Observe:
                 authorization = value.decode("latin-1")
         client = scope.get("client")
         record = RequestRecord(
-            id=new_id(), request_id=request_id or random_hex(), method=scope["method"], path=scope["path"],
+            id=new_id(), request_id=request_id or random_hex(), method=scope["method"],
+            # as sent: an id's own slash (api/paths.py), and a NUL, which PostgreSQL text refuses
+            path=scope["path"].replace(SLASH, "%2F").replace("\x00", "%00"),
             query=scope.get("query_string", b"").decode("latin-1"), client=client[0] if client else None,
             started=time.perf_counter(), started_at=datetime.now(UTC), metrics=self.metrics,
         )

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call
+from lmsgate.api.paths import SLASH
 from lmsgate.service.deliveries import Deferred, delivery_view
 
 ACCEPTED_DESCRIPTION = (
@@ -47,7 +48,8 @@ def accepted(deferred: Deferred) -> responses.JSONResponse:
 async def write(request: Request, call: Call, operation: str, *args: str, body: BaseModel | None = None,
                 render: Callable[[Any], Response]) -> Response:
     """Submit the write; render its result with ``render``, or answer 202 for a delivery."""
-    result = await call.container.service.submit(call.ctx, operation, tuple(args), body, path=request.url.path)
+    result = await call.container.service.submit(call.ctx, operation, tuple(args), body,
+                                                path=request.url.path.replace(SLASH, "%2F"))
     if isinstance(result, Deferred):
         return accepted(result)
     return render(result)
