@@ -68,7 +68,7 @@ def _seed(tmp: Path, *, rate_limit: int) -> tuple[dict[str, str], str, dict[str,
     project = c.tenancy.create_project("sdk")
     key = c.tenancy.issue_key(project, "sdk-tests").secret
     accounts = {name: c.tenancy.create_account(project, "local").id
-                for name in ("sync", "async", "paging", "errors", "limits", "deliveries")}
+                for name in ("sync", "async", "paging", "errors", "limits", "deliveries", "iri")}
     accounts["disabled"] = c.tenancy.create_account(project, "local", status="inactive").id
     accounts["ghost"] = c.tenancy.create_account(project, "ghost-lms").id  # no such connector installed
     c.engine.dispose()
@@ -230,6 +230,19 @@ def test_pagination_follows_next_across_more_than_three_pages(server: Server) ->
             return [c.id async for c in ac.lms.iter_completions(page_size=4)]
 
     assert anyio.run(main) == sorted(ids)
+
+
+def test_a_learner_id_that_is_an_iri_works_through_a_real_server(server: Server) -> None:
+    """The client sends the slashes of an id as %2F; a real uvicorn decodes the path before
+    routing, which used to leave such ids unroutable (404)."""
+    iri = "https://idp.example.com/users/42?tenant=a b"
+    with server.client("iri") as client:
+        created = client.lms.create_user_completion(iri, {"learning_object_external_reference": "course-iri"})
+        assert [c.user_id for c in client.lms.list_user_completions(iri).data] == [iri]
+        assert client.lms.get_user_completion(iri, created.data.id).data.id == created.data.id
+        assert client.lms.get_user(iri).data.id == iri
+        client.lms.delete_user_completion(iri, created.data.id)
+        assert client.lms.list_user_completions(iri).data == []
 
 
 def test_errors_arrive_as_typed_exceptions(server: Server) -> None:
