@@ -200,6 +200,26 @@ def test_a_request_log_row_the_database_refuses_costs_no_other_row(obs_client: T
     assert kept.headers["x-request-id"] in ids and "poisoned-row" not in ids
 
 
+def test_a_successful_read_keeps_a_shorter_answer_than_a_write(obs_tenant: Tenant) -> None:
+    """obs_container keeps 4,096 bytes of bodies, and the default 1,024 of a successful GET."""
+    big = {**SEED_COMPLETION, "passthrough": {"note": "x" * 3000}}
+    written = obs_tenant.post("/unified/lms/users/l1/completions", json=big)
+    for i in range(12):
+        obs_tenant.post("/unified/lms/users/l1/completions",
+                        json={**SEED_COMPLETION, "completed_at": f"2023-01-{i + 1:02d}T00:00:00Z"})
+    listed = obs_tenant.get("/unified/lms/completions", params={"page_size": 20})
+    missing = obs_tenant.get("/unified/lms/completions/nope")
+    assert len(listed.content) > 4096
+    full = obs_tenant.get(f"/requests/logs/{written.headers['x-request-id']}").json()["data"]
+    assert full["request"]["body"]["passthrough"]["note"] == "x" * 3000  # a write: whole, under 4,096
+    page = obs_tenant.get(f"/requests/logs/{listed.headers['x-request-id']}").json()["data"]
+    body = page["response"]["body"]
+    assert isinstance(body, str) and body.endswith(" …[truncated]")
+    assert body.removesuffix(" …[truncated]") == listed.content[:1024].decode()
+    refused = obs_tenant.get(f"/requests/logs/{missing.headers['x-request-id']}").json()["data"]
+    assert refused["response"]["body"]["statusCode"] == 404  # an error answer is kept whole
+
+
 def test_request_log_filters_and_pages(obs_tenant: Tenant) -> None:
     for i in range(5):
         obs_tenant.post(f"/unified/lms/users/l{i}/completions", json=SEED_COMPLETION)

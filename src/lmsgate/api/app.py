@@ -96,7 +96,8 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     writer = None
     if settings.request_logs:
         writer = RequestLogWriter(container.request_logs, retention_days=settings.request_log_retention_days,
-                                  body_bytes=settings.request_log_body_bytes)
+                                  body_bytes=settings.request_log_body_bytes,
+                                  read_body_bytes=settings.request_log_read_body_bytes)
         metrics.track_pending(lambda: writer.pending)
     app.state.request_log_writer = writer
     app.add_middleware(Idempotency, store=container.idempotency, resolver=container.resolver, settings=settings)

@@ -166,10 +166,12 @@ class RequestLogWriter:
     MAX_PENDING = 500
     PURGE_EVERY = 600.0
 
-    def __init__(self, store: RequestLogStore, *, retention_days: float, body_bytes: int) -> None:
+    def __init__(self, store: RequestLogStore, *, retention_days: float, body_bytes: int,
+                 read_body_bytes: int | None = None) -> None:
         self.store = store
         self.retention = timedelta(days=retention_days)
         self.body_bytes = body_bytes
+        self.read_body_bytes = body_bytes if read_body_bytes is None else min(read_body_bytes, body_bytes)
         self._pending: list[tuple[RequestRecord, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._writing = threading.Lock()
@@ -458,6 +460,10 @@ class Observe:
 
             with contextlib.suppress(Unauthorized):  # undecodable: the header is masked by name anyway
                 secrets.append(basic_username(authorization))
+        if (record.method == "GET" and status < 400 and len(response_body) > self.writer.read_body_bytes):
+            # a successful read: its answer kept shorter (LMSGATE_REQUEST_LOG_READ_BODY_BYTES)
+            response_body = response_body[: self.writer.read_body_bytes]
+            truncated = {**truncated, "response": True}
         self.writer.add(record, {
             "status": status, "duration_ms": duration_ms, "operation": operation, "service": service,
             "resource": resource, "sub_resource": sub_resource, "secrets": secrets,
