@@ -2,10 +2,10 @@
 
 Completions are most of lmsgate's traffic, so their write and their two lists have their own
 lane: ``POST /unified/lms/users/{id}/completions``, ``GET /unified/lms/completions`` and
-``GET /unified/lms/users/{id}/completions``. The app
-(:class:`lmsgate.api.app.LmsGateApp`) hands every request to :meth:`CompletionFastLane.claims`
-first; a request it claims is served here, ahead of FastAPI and its middleware stack, and
-every other request takes the normal route. The lane does what that stack would have done for
+``GET /unified/lms/users/{id}/completions``. The app (:class:`lmsgate.api.app.LmsGateApp`)
+hands every request to :meth:`CompletionFastLane.claims` first; a request it claims is served
+here, ahead of FastAPI and its middleware stack, and every other request takes the normal
+route. The lane does what that stack would have done for
 this request, through the same parts:
 
 * the request id, metrics, access log and request log of :class:`~lmsgate.api.observe.Observe`;
@@ -31,9 +31,8 @@ import time
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import Receive, Scope, Send
-
 from starlette.datastructures import QueryParams
+from starlette.types import Receive, Scope, Send
 
 from lmsgate.api.deps import basic_username, make_call
 from lmsgate.api.errors import describe_validation_errors

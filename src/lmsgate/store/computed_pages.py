@@ -19,7 +19,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lmsgate.store.pagination import Page, PageRequest
 
+
 class _Compiled:
+    """One shape of a query: its SQL, how to order the parameters, and their fixed values."""
+
     __slots__ = ("sql", "names", "defaults", "processors")
 
     def __init__(self, sql: str, names: Sequence[str] | None, defaults: dict[str, Any],
@@ -43,16 +46,16 @@ class ComputedPageQuery:
     ``equal`` names the columns that a call may filter on by equality.
     """
 
-    def __init__(self, table: Table, texts: Sequence[ColumnElement[Any]], equal: Sequence[str] = ()) -> None:
+    def __init__(self, table: Table, columns: Sequence[ColumnElement[Any]], equal: Sequence[str] = ()) -> None:
         self.table = table
-        self.texts = tuple(texts)
+        self.columns = tuple(columns)
         self.equal = tuple(equal)
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
 
     def _compile(self, dialect: Dialect, shape: tuple[Any, ...]) -> _Compiled:
         filters, updated_after, after_id, offset = shape
         c = self.table.c
-        q = select(c.id, *self.texts).where(c.account_id == bindparam("account_id"))
+        q = select(c.id, *self.columns).where(c.account_id == bindparam("account_id"))
         for name in filters:
             q = q.where(c[name] == bindparam(f"eq_{name}"))
         if updated_after:
@@ -63,11 +66,13 @@ class ComputedPageQuery:
         if offset:
             q = q.offset(bindparam("offset", type_=Integer))
         compiled = q.compile(dialect=dialect)
-        processors = {}
-        if updated_after:
-            processors["updated_after"] = c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+        processors: dict[str, Any] = {}
+        if updated_after:  # the column type's own conversion (naive UTC, in SQLite's text form)
+            process = c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors["updated_after"] = process
         names = list(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
-        return _Compiled(str(compiled), names, compiled.construct_params(_check=False), {k: v for k, v in processors.items() if v})
+        return _Compiled(str(compiled), names, compiled.construct_params(_check=False), processors)
 
     def run(self, conn: Connection, account_id: str, page: PageRequest, **equal: Any) -> Page:
         """One page of ``(id, *columns)`` tuples."""

@@ -20,9 +20,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from lmsgate.errors import Unprocessable
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
+from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.db import writing
 from lmsgate.store.pagination import Page, PageRequest
-from lmsgate.store.computed_pages import ComputedPageQuery
 
 Row = dict[str, Any]
 
@@ -71,9 +71,9 @@ class LmsStore:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     @staticmethod
-    def _query(table: Table, account_id: str, page: PageRequest, where: Sequence[ColumnElement[bool]] = (),
-               columns: Sequence[ColumnElement[Any]] | None = None) -> Select[Any]:
-        q = (select(*columns) if columns else select(table)).where(table.c.account_id == account_id, *where)
+    def _query(table: Table, account_id: str, page: PageRequest,
+               where: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
+        q = select(table).where(table.c.account_id == account_id, *where)
         if page.updated_after is not None:
             q = q.where(table.c.updated_at > page.updated_after)
         if page.after_id is not None:

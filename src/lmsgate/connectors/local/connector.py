@@ -38,10 +38,10 @@ from lmsgate.schema import (
 )
 from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiModel
 from lmsgate.store import tables as t
+from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore
-from lmsgate.store.computed_pages import ComputedPageQuery
 
 T = TypeVar("T")
 

@@ -17,7 +17,8 @@ Three fields are added in Python, as text, because the database cannot write the
 * ``result``: its ``source_value`` is any JSON the caller sent, spliced in as stored (SQLite's
   JSON functions would write the numbers in it again, with 15 digits).
 
-``raw=true`` and ``fields=`` calls take the Python path; everything else takes this one.
+A ``raw=true`` call reads whole rows and takes the Python path (its raw log shows them); a
+``fields=`` call parses the rendered objects to pick its fields.
 """
 
 from __future__ import annotations
