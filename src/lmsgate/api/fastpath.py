@@ -38,7 +38,7 @@ from lmsgate.api.deps import basic_username, make_call
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.limits import RequestHeadLimits
 from lmsgate.api.observe import Observe, _current, note_caller
-from lmsgate.api.paths import restore
+from lmsgate.api.paths import as_sent, restore
 from lmsgate.api.prefer import RESPOND_ASYNC, preferences
 from lmsgate.api.ratelimit import RateLimit
 from lmsgate.api.responses import dumps, error_body, now_iso
@@ -181,7 +181,7 @@ class CompletionFastLane:
         # submit, not create_completion: the account's fallback_to_async applies here too
         result = await c.service.submit(CallContext(account=account, respond_async=respond_async),
                                         "create_user_completion", (user_id,), dto,
-                                        path=f"/unified/lms/users/{user_id.replace('/', '%2F')}/completions")
+                                        path=as_sent(path))
         if isinstance(result, Deferred):
             return 202, accepted_body(result), [(k.lower().encode(), v.encode("latin-1"))
                                                  for k, v in accepted_headers(result).items()]

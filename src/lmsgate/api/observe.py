@@ -41,7 +41,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lmsgate.api.metrics import Metrics
-from lmsgate.api.paths import SLASH
+from lmsgate.api.paths import as_sent
 from lmsgate.api.responses import error_body
 from lmsgate.http import Redactor
 from lmsgate.ids import new_id, random_hex
@@ -412,8 +412,7 @@ class Observe:
         client = scope.get("client")
         record = RequestRecord(
             id=new_id(), request_id=request_id or random_hex(), method=scope["method"],
-            # as sent: an id's own slash (api/paths.py), and a NUL, which PostgreSQL text refuses
-            path=scope["path"].replace(SLASH, "%2F").replace("\x00", "%00"),
+            path=as_sent(scope["path"]),
             query=scope.get("query_string", b"").decode("latin-1"), client=client[0] if client else None,
             started=time.perf_counter(), started_at=datetime.now(UTC), metrics=self.metrics,
         )

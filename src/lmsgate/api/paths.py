@@ -38,14 +38,21 @@ def protect_encoded_slashes(scope: Scope) -> None:
 
 
 def restore(value: str) -> str:
+    """A path parameter with its encoded slashes back as ``/``."""
     return value.replace(SLASH, "/")
+
+
+def as_sent(path: str) -> str:
+    """A decoded path written back as the client sent its special characters, for logs and
+    records: an id's own slash as ``%2F``, and a NUL as ``%00`` (PostgreSQL text refuses NUL)."""
+    return path.replace(SLASH, "%2F").replace("\x00", "%00")
 
 
 class _SlashAware(StringConvertor):
     """A ``{name}`` path parameter whose encoded slashes come back as ``/``."""
 
     def convert(self, value: str) -> str:
-        return value.replace(SLASH, "/")
+        return restore(value)
 
 
 def restore_slashes_in_parameters(routes: Any) -> None:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from lmsgate.api import responses
 from lmsgate.api.deps import Call
-from lmsgate.api.paths import SLASH
+from lmsgate.api.paths import as_sent
 from lmsgate.service.deliveries import Deferred, delivery_view
 
 ACCEPTED_DESCRIPTION = (
@@ -49,7 +49,7 @@ async def write(request: Request, call: Call, operation: str, *args: str, body: 
                 render: Callable[[Any], Response]) -> Response:
     """Submit the write; render its result with ``render``, or answer 202 for a delivery."""
     result = await call.container.service.submit(call.ctx, operation, tuple(args), body,
-                                                path=request.url.path.replace(SLASH, "%2F"))
+                                                path=as_sent(request.url.path))
     if isinstance(result, Deferred):
         return accepted(result)
     return render(result)

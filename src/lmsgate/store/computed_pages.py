@@ -94,6 +94,4 @@ class ComputedPageQuery:
         if offset:
             values["offset"] = page.offset
         rows = [tuple(r) for r in conn.exec_driver_sql(compiled.sql, compiled.parameters(values)).all()]
-        has_more = len(rows) > page.page_size
-        rows = rows[: page.page_size]
-        return Page(items=rows, last_id=rows[-1][0] if rows else None, has_more=has_more)  # type: ignore[arg-type]
+        return Page.cut(rows, page.page_size, lambda row: row[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,9 +33,16 @@ class PageRequest:
 
 @dataclass(slots=True)
 class Page:
-    items: list[dict[str, Any]]
+    items: list[Any]
     last_id: str | None
     has_more: bool
+
+    @classmethod
+    def cut(cls, rows: list[Any], page_size: int, id_of: Callable[[Any], str]) -> Page:
+        """The page from up to ``page_size + 1`` rows read in id order: the extra row, if it
+        came, only says that more follow."""
+        items = rows[:page_size]
+        return cls(items=items, last_id=id_of(items[-1]) if items else None, has_more=len(rows) > page_size)
 
 
 class CursorCodec:

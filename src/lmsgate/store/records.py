@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -71,8 +71,8 @@ class LmsStore:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     @staticmethod
-    def _query(table: Table, account_id: str, page: PageRequest,
-               where: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
+    def _page(conn: Connection, table: Table, account_id: str, page: PageRequest,
+              where: Sequence[ColumnElement[bool]] = ()) -> Page:
         q = select(table).where(table.c.account_id == account_id, *where)
         if page.updated_after is not None:
             q = q.where(table.c.updated_at > page.updated_after)
@@ -81,15 +81,8 @@ class LmsStore:
         q = q.order_by(table.c.id).limit(page.page_size + 1)
         if page.offset and page.after_id is None:
             q = q.offset(page.offset)
-        return q
-
-    @classmethod
-    def _page(cls, conn: Connection, table: Table, account_id: str, page: PageRequest,
-              where: Sequence[ColumnElement[bool]] = ()) -> Page:
-        rows: list[Any] = conn.execute(cls._query(table, account_id, page, where)).mappings().all()
-        has_more = len(rows) > page.page_size
-        rows = rows[: page.page_size]
-        return Page(items=rows, last_id=rows[-1]["id"] if rows else None, has_more=has_more)
+        rows: list[Any] = conn.execute(q).mappings().all()  # read-only mappings, no copies
+        return Page.cut(rows, page.page_size, lambda row: row["id"])
 
     def get(self, table: Table, account_id: str, record_id: str, **match: Any) -> Row | None:
         q = select(table).where(table.c.account_id == account_id, table.c.id == record_id)

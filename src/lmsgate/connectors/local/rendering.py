@@ -106,11 +106,6 @@ def _time_spent_suffix(text: str | None) -> str:
     return ',"time_spent":' + orjson.dumps(normalised_duration(text)).decode() + "}"
 
 
-@lru_cache(maxsize=256)
-def _quoted(value: str | None) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _json(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
@@ -128,7 +123,7 @@ def finish(rendered: str, time_spent: str | None, result_value: str | None, resu
     if result_value is None and (result_source is None or result_source == "null"):
         result = "null"
     else:
-        result = '{"value":' + _quoted(result_value) + ',"source_value":' + (result_source or "null") + "}"
+        result = '{"value":' + _json(result_value) + ',"source_value":' + (result_source or "null") + "}"
     if score_percentage is None and score_raw_value is None:
         score = "null"
     else:
