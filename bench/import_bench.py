@@ -14,8 +14,9 @@ peak RSS under 300 MB whatever the file size.
 
 Beside each import it measures a ceiling on the same machine, in the same run: rows of the
 same shape, already converted, inserted into an empty database with the same tables, indexes
-and durability settings by the bare driver (SQLite ``executemany``; PostgreSQL ``COPY`` then
-``INSERT … ON CONFLICT``), with no parsing, validation or Python per row. On a shared machine
+and durability settings by the bare driver (SQLite ``executemany``; PostgreSQL one
+``INSERT … SELECT`` from a JSON array of the rows, as the import sends them), with no parsing,
+validation or Python per row. On a shared machine
 the ratio to that ceiling is steadier than the absolute numbers.
 
 PostgreSQL: ``LMSGATE_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
@@ -154,7 +155,7 @@ def ceiling(url: str, rows: int) -> float:
         started = time.monotonic()
         with container.engine.begin() as conn:
             if container.engine.dialect.name == "postgresql":
-                bulk._copy(conn, plan, values)
+                bulk._as_json(conn, plan, values)
             else:
                 cursor = conn.connection.dbapi_connection.cursor()
                 cursor.executemany(plan.insert_sql, values)

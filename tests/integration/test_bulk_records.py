@@ -4,6 +4,7 @@ the fly, learning objects resolved, and a bad item failing only itself."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -12,8 +13,9 @@ import pytest
 from lmsgate.connectors.base import CallContext, WriteResult
 from lmsgate.errors import LmsGateError, Unprocessable
 from lmsgate.schema import LmsCreateCompletionRequestDto
+from lmsgate.schema.types import Duration
 from lmsgate.store import tables as t
-from lmsgate.store.bulk import COPY_FROM
+from lmsgate.store.bulk import BATCH_FROM
 from support import SEED_COMPLETION, Tenant
 
 
@@ -29,7 +31,7 @@ def _create_many(tenant: Tenant, items: list[tuple[str, LmsCreateCompletionReque
     return anyio.run(tenant.container.service.create_completions, ctx, items)
 
 
-@pytest.mark.parametrize("size", [3, COPY_FROM + 5, 1200], ids=["small", "copy", "large"])
+@pytest.mark.parametrize("size", [3, BATCH_FROM + 5, 1200], ids=["small", "one-array", "large"])
 def test_a_batch_stores_each_completion_once_and_reads_back_like_the_api(tenant: Tenant, size: int) -> None:
     items = _bodies(size)
     results = _create_many(tenant, items)
@@ -95,3 +97,67 @@ def test_an_item_the_store_refuses_fails_alone(tenant: Tenant, backend: str) -> 
     else:  # SQLite does not enforce lengths: the row is stored like any other
         assert isinstance(results[17], WriteResult)
         assert tenant.container.store.count(t.completions, tenant.account_id) == 40
+
+
+AWKWARD = [
+    {"score": {"percentage": 5e-324, "raw_value": 'quote " backslash \\ tab \t'}, "time_spent": "PT0.000001S"},
+    {"score": {"percentage": 99.99999999999999, "raw_value": "emoji 🎓 and ǅ"}, "time_spent": "P1Y2M3DT4H5M6.75S"},
+    {"score": {"percentage": 0.1}, "result": {"value": "Pass", "source_value": {"n": 1e300, "deep": [None, True]}}},
+    {"passthrough": {"k": "line\nbreak", "n": 12345678901234567, "f": -0.0}, "result": {"value": "Fail"}},
+    {"passthrough": {"huge": 2**70}, "time_spent": "P178956970Y"},
+    {"time_spent": "PT99999999999999.999999S", "result": {"value": "x" * 64}},
+]
+
+
+def test_a_batch_stores_exactly_what_single_posts_store(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The many-row path (on PostgreSQL one JSON array) and the one-row path store the same
+    value in every column, for values that tempt a lossy conversion; and the batch really
+    goes in one piece, not through the one-by-one retry that follows a refused batch."""
+    extras = AWKWARD
+    items = [(f"awk-{i}-{j}", body) for j in range(BATCH_FROM)
+             for i, (_, body) in enumerate(_bodies(len(extras)))]
+    items = [(user, LmsCreateCompletionRequestDto.model_validate(
+        {**body.model_dump(mode="json", exclude_none=True), **extras[int(user.split("-")[1])]})) for user, body in items]
+    store = tenant.container.store
+    calls: list[int] = []
+    real = store.insert_records
+    monkeypatch.setattr(store, "insert_records", lambda table, rows: calls.append(len(rows)) or real(table, rows))
+    results = _create_many(tenant, items)
+    assert calls == [len(items)]
+    monkeypatch.undo()
+    assert all(isinstance(r, WriteResult) and r.created for r in results)
+    for (user, body), r in zip(items[:len(extras)], results):
+        single = tenant.post(f"/unified/lms/users/{user}-single/completions",
+                             json=body.model_dump(mode="json", exclude_none=True))
+        assert single.status_code == 201, single.text
+        a = store.get(t.completions, tenant.account_id, r.id)
+        b = store.get(t.completions, tenant.account_id, single.json()["data"]["id"])
+        assert a is not None and b is not None
+        for key in ("id", "user_id", "created_at", "updated_at", "dedupe_key"):
+            a.pop(key), b.pop(key)
+        assert a == b
+        assert a["passthrough"] == extras[int(user.split("-")[1])].get("passthrough")
+
+
+def test_a_value_the_driver_cannot_carry_fails_alone(tenant: Tenant) -> None:
+    """A value no validation should let through, yet too big for the driver (SQLite) or for
+    JSON (the PostgreSQL array): reported for that item alone, as a database refusal is."""
+    items = _bodies(40)
+    body = items[5][1].model_dump()
+    items[5] = (items[5][0], LmsCreateCompletionRequestDto.model_construct(**{**body, "time_spent": "P8E17Y"}))
+    original = Duration.parse
+    try:  # the store turns the text into months itself: give it a count past 64 bits
+        Duration.parse = classmethod(lambda cls, text: Duration(months=2**64, seconds=Decimal(0))  # type: ignore
+                                     if text == "P8E17Y" else original(text))
+        results = _create_many(tenant, items)
+    finally:
+        Duration.parse = original  # type: ignore[method-assign]
+    assert isinstance(results[5], Unprocessable), results[5]
+    assert all(isinstance(r, WriteResult) and r.created for i, r in enumerate(results) if i != 5)
+
+
+@pytest.mark.parametrize("spent", ["P800000000000000000Y", "PT100000000000000S", "PT" + "0" * 70 + "1S"])
+def test_a_duration_too_long_to_store_is_refused_by_name(tenant: Tenant, spent: str) -> None:
+    answer = tenant.post("/unified/lms/users/u/completions",
+                         json={"learning_object_external_reference": "c", "time_spent": spent})
+    assert answer.status_code == 400 and "time_spent" in answer.json()["message"], answer.text

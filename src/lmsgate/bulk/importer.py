@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import gc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +168,9 @@ class ImportJob:
 
     async def _run(self, totals: Totals, offset: int, line: int) -> None:
         if self.sink is None:
-            async for batch in self._batches(offset, line):
+            for batch in self._batches(offset, line):
                 self._account(batch, [], totals)
+                await anyio.lowlevel.checkpoint()
             return
         send, receive = anyio.create_memory_object_stream[_Batch](1)
         try:
@@ -203,14 +204,21 @@ class ImportJob:
             self.progress(batch.end, totals)
 
     async def _produce(self, send: MemoryObjectSendStream[_Batch], offset: int, line: int) -> None:
+        batches = self._batches(offset, line)
         async with send:
-            async for batch in self._batches(offset, line):
+            while True:
+                # Read in a worker thread, so that this event loop stays free to hand each batch
+                # to the writer's thread the moment it is ready. Read on the loop itself, a batch
+                # held the loop for its whole read, and the writer waited that long each time.
+                batch = await anyio.to_thread.run_sync(next, batches, None)
+                if batch is None:
+                    return
                 try:
                     await send.send(batch)
                 except anyio.BrokenResourceError:
                     return  # the writer stopped (an error, an interruption): so do we
 
-    async def _batches(self, offset: int, line: int) -> AsyncIterator[_Batch]:
+    def _batches(self, offset: int, line: int) -> Iterator[_Batch]:
         batch = _Batch(end=offset, next_line=line)
         convert = self.rows.convert
         for record in self.source.records(offset, line):
@@ -227,6 +235,5 @@ class ImportJob:
             if batch.records >= self.batch_size:
                 yield batch
                 batch = _Batch(end=batch.end, next_line=batch.next_line)
-                await anyio.lowlevel.checkpoint()  # let the writer pick up the batch just sent
         if batch.records:
             yield batch

@@ -207,11 +207,24 @@ DurationStr = Annotated[
 """A string holding an ISO 8601 duration, normalised on the way in (see :class:`Duration`)."""
 
 
+MAX_DURATION_TEXT = 64
+MAX_DURATION_MONTHS = 2**31 - 1
+MAX_DURATION_SECONDS = Decimal("1e14")
+"""What the store holds: the text in 64 characters, the months in a 32-bit integer, and the
+seconds in ``NUMERIC(20, 6)``. Anything longer is refused here rather than by the database."""
+
+
 def _validate_duration(value: Any) -> Any:
     if value is None:
         return None
-    Duration.parse(value)
-    return value.strip()
+    parsed = Duration.parse(value)
+    text = value.strip()
+    if len(text) > MAX_DURATION_TEXT:
+        raise ValueError(f"at most {MAX_DURATION_TEXT} characters (got {len(text)})")
+    if parsed.months > MAX_DURATION_MONTHS or parsed.seconds >= MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is longer than can be stored: at most {MAX_DURATION_MONTHS:,} months "
+                         f"and {MAX_DURATION_SECONDS - 1:,f} seconds")
+    return text
 
 
 DurationInput = Annotated[

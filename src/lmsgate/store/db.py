@@ -16,11 +16,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_db_engine", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
+__all__ = ["create_db_engine", "json_dumps", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
-def _dumps(value: object) -> str:
+def json_dumps(value: object) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # e.g. an integer beyond 64 bits, which JSON itself allows
@@ -41,7 +41,7 @@ def json_loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
-_JSON_CODEC = {"json_serializer": _dumps, "json_deserializer": json_loads}
+_JSON_CODEC = {"json_serializer": json_dumps, "json_deserializer": json_loads}
 """JSON columns go through orjson (listing a page decodes a few hundred of them), falling back
 to the standard library for what orjson refuses."""
 

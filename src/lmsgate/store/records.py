@@ -7,7 +7,7 @@ answers after the call has a durable write (SQLite: WAL with ``synchronous=FULL`
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -27,12 +27,19 @@ from lmsgate.store.pagination import Page, PageRequest
 Row = dict[str, Any]
 
 
+LEARNER_CACHE = 200_000
+"""Learner ids a store remembers as stored (a few tens of MB at most)."""
+
+
 class LmsStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._local = threading.local()
         self._bulk = Bulk(engine.dialect)
+        self._learners: dict[tuple[str, str], None] = {}
+        """Learners known to be stored, by ``(account_id, id)``: added only once a transaction
+        that created or found them has committed; emptied when it reaches ``LEARNER_CACHE``."""
 
     # ---------------------------------------------------------------- unit of work
     @contextmanager
@@ -50,12 +57,17 @@ class LmsStore:
         if current is not None:
             yield current
             return
+        committed: list[Callable[[], None]] = []
         with writing(self.engine) as conn:
             self._local.conn = conn
+            self._local.on_commit = committed
             try:
                 yield conn
             finally:
                 self._local.conn = None
+                self._local.on_commit = None
+        for fn in committed:
+            fn()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -178,10 +190,20 @@ class LmsStore:
         return out
 
     def _ensure_learners(self, conn: Connection, rows: list[Row]) -> None:
-        """Create a bare learner row for each user id the rows name that has none yet."""
+        """Create a bare learner row for each user id the rows name that has none yet.
+
+        Learners this store has seen committed are skipped without asking the database: an
+        import names the same learners batch after batch, and ensuring them again cost a
+        sixth of its time. Learners are deleted only with their account, whose id is never
+        used again, so a learner once stored stays stored."""
+        cache = self._learners
         learners: dict[str, dict[str, datetime]] = {}
         for r in rows:
-            learners.setdefault(r["account_id"], {}).setdefault(r["user_id"], r["created_at"])
+            if (r["account_id"], r["user_id"]) not in cache:
+                learners.setdefault(r["account_id"], {}).setdefault(r["user_id"], r["created_at"])
+        if not learners:
+            return
+        self._local.on_commit.append(lambda: self._remember_learners(learners))
         new: list[Row] = []
         for account_id, users in learners.items():
             # On SQLite, skipping known learners saves their inserts; PostgreSQL's COPY path
@@ -192,6 +214,13 @@ class LmsStore:
                        for u, ts in users.items() if u not in known)
         # A learner created meanwhile by another writer is skipped by the conflict clause.
         self._bulk.insert_ignoring(conn, t.users, new, ("account_id", "id"))
+
+    def _remember_learners(self, learners: dict[str, dict[str, datetime]]) -> None:
+        cache = self._learners
+        if len(cache) >= LEARNER_CACHE:
+            cache.clear()
+        for account_id, users in learners.items():
+            cache.update(dict.fromkeys((account_id, u) for u in users))
 
     def _ids_by_dedupe_key(self, conn: Connection, table: Table,
                            keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
