@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import re
@@ -129,6 +128,7 @@ def ceiling(url: str, rows: int) -> float:
     Only the inserts and commits are timed; each batch is prepared just before, untimed."""
     from lmsgate.bootstrap import bootstrap
     from lmsgate.bulk.sinks import tune_for_bulk
+    from lmsgate.connectors.local.mapping import completion_key, dt
     from lmsgate.settings import Settings
     from lmsgate.store import tables as t
     from lmsgate.store.bulk import Bulk
@@ -150,7 +150,8 @@ def ceiling(url: str, rows: int) -> float:
             "completed_at": START + timedelta(seconds=i * 7), "time_spent": "PT1H2M3S", "time_spent_seconds": 3723,
             "time_spent_months": 0, "result_value": "Pass", "result_source_value": None, "score_percentage": 87.0,
             "score_raw_value": "87 / 100", "passthrough": None,
-            "dedupe_key": hashlib.sha256(str(i).encode()).hexdigest(),
+            "dedupe_key": completion_key(f"learner-{i % 50_000}", f"course-{i % 2000}",
+                                         dt(START + timedelta(seconds=i * 7))),
         } for i in range(start, min(rows, start + batch))])
         started = time.monotonic()
         with container.engine.begin() as conn:

@@ -205,12 +205,17 @@ class ImportJob:
 
     async def _produce(self, send: MemoryObjectSendStream[_Batch], offset: int, line: int) -> None:
         batches = self._batches(offset, line)
+        beside = self.sink is not None and self.sink.reads_beside
         async with send:
             while True:
-                # Read in a worker thread, so that this event loop stays free to hand each batch
-                # to the writer's thread the moment it is ready. Read on the loop itself, a batch
-                # held the loop for its whole read, and the writer waited that long each time.
-                batch = await anyio.to_thread.run_sync(next, batches, None)
+                # Beside: read in a worker thread, so that this event loop stays free to hand
+                # each batch to the writer the moment it is ready. Read on the loop itself, a
+                # batch holds the loop for its whole read, and the writer waits that long.
+                if beside:
+                    batch = await anyio.to_thread.run_sync(next, batches, None)
+                else:
+                    batch = next(batches, None)
+                    await anyio.lowlevel.checkpoint()
                 if batch is None:
                     return
                 try:

@@ -40,6 +40,11 @@ Outcome = bool | None | str
 class Sink(Protocol):
     tells_repeats: bool
     """Whether outcomes say which items were stored before (True/False rather than None)."""
+    reads_beside: bool
+    """Whether the next batch should be read in a thread of its own while this sink writes.
+    Worth it when writing mostly waits (on PostgreSQL, on HTTP). Not on SQLite: its driver
+    lets the GIL go and takes it back for every row, and a reading thread that never lets go
+    of the GIL for long makes each of those take-backs wait; measured, the import got slower."""
 
     async def write(self, items: Sequence[Item]) -> list[Outcome]: ...
 
@@ -50,9 +55,10 @@ class StoreSink:
 
     tells_repeats = True
 
-    def __init__(self, service: LmsService, ctx: CallContext) -> None:
+    def __init__(self, service: LmsService, ctx: CallContext, *, reads_beside: bool = True) -> None:
         self._service = service
         self._ctx = ctx
+        self.reads_beside = reads_beside
 
     async def write(self, items: Sequence[Item]) -> list[Outcome]:
         results = await self._service.create_completions(self._ctx, items)
@@ -89,6 +95,7 @@ class RemoteSink:
     per item, ``concurrency`` at a time, through the Python client (with its retries)."""
 
     tells_repeats = False
+    reads_beside = True
 
     def __init__(self, client: AsyncClient, concurrency: int = 8) -> None:
         self._client = client

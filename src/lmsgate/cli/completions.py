@@ -215,7 +215,8 @@ def import_(
             tune_for_bulk(container.engine)
             account = account_for(container, account_id)
             account_id = account.id
-            sink = StoreSink(container.service, CallContext(account=account))
+            local_sqlite = account.provider == "local" and container.engine.dialect.name == "sqlite"
+            sink = StoreSink(container.service, CallContext(account=account), reads_beside=not local_sqlite)
             target = container.engine.url.render_as_string(hide_password=True)
         checkpoint = Checkpoint(state or file.with_name(file.name + ".import-state.json"),
                                 fingerprint(file, target, account_id))

@@ -195,7 +195,8 @@ completions = Table(
         "dedupe_key",
         String(64),
         nullable=False,
-        doc="SHA-256 of user, learning object and completed_at: a repeat post finds the first.",
+        doc="completed_at, then SHA-256 of user, learning object and completed_at: a repeat post "
+        "finds the first (see ``mapping.completion_key``).",
     ),
     UniqueConstraint("account_id", "dedupe_key"),
     Index(None, "account_id", "user_id", "id"),

@@ -151,7 +151,7 @@ class LocalConnector(Connector):
             "score_percentage": body.score.percentage if body.score else None,
             "score_raw_value": body.score.raw_value if body.score else None,
             "passthrough": body.passthrough,
-            "dedupe_key": m.dedupe_key(
+            "dedupe_key": m.completion_key(
                 user_id, body.learning_object_external_reference, m.dt(completed) if completed else None
             ),
         }
