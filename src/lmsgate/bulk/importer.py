@@ -1,9 +1,10 @@
 """The completions import: read, validate, write in batches, remember where it got to.
 
-Reading and validating the next batch runs in the event loop's thread while the store writes
-the previous one in a worker thread. They overlap only in part: both threads spend most of
-their time in Python, which holds the GIL, and only the database's own work runs without it
-(the sqlite3 module lets the GIL go and takes it back around every row). The CPU time per
+Reading and validating the next batch overlaps with the store writing the previous one in a
+worker thread. Where writing mostly waits (PostgreSQL, a remote server), reading runs in a
+thread of its own, so that the event loop hands each batch on as soon as it is ready. On
+SQLite it runs on the event loop between writes (see ``Sink.reads_beside``). Both threads
+spend most of their time in Python, which holds the GIL, so the CPU time per
 row, not the waiting, sets the pace; ``bench/import_bench.py`` prints it. Each record is
 validated before anything of its batch is written; a record that fails goes to the report of
 rejected rows with its line number and the reason, and the others go on. Nothing is written

@@ -206,8 +206,8 @@ class LmsStore:
         self._local.on_commit.append(lambda: self._remember_learners(learners))
         new: list[Row] = []
         for account_id, users in learners.items():
-            # On SQLite, skipping known learners saves their inserts; PostgreSQL's COPY path
-            # rejects them on the server cheaper than a look-up would.
+            # On SQLite, skipping known learners saves their inserts; PostgreSQL's one-statement
+            # insert skips them on the server cheaper than a look-up would.
             known = (self._bulk.find(conn, t.users, account_id, "id", list(users), "id")
                      if self._dialect == "sqlite" else {})
             new.extend({"account_id": account_id, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
