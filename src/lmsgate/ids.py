@@ -20,6 +20,15 @@ _RANDOM_BLOCK = 4096
 _local = threading.local()
 
 
+def _forget_random_block() -> None:
+    _local.__dict__.clear()
+
+
+# A forked child starts with a copy of its parent's unused random bytes: without this, parent
+# and child (a bulk import's worker processes) would make the same ids.
+os.register_at_fork(after_in_child=_forget_random_block)
+
+
 def _random_bytes(n: int) -> bytes:
     """``n`` bytes from the OS's random source, read a block at a time: one system call per
     few hundred ids (a call per id showed in the request profile)."""

@@ -147,9 +147,14 @@ def bad_file(tmp_path: Path) -> tuple[Path, dict[int, str]]:
     return file, expected
 
 
-def test_fifty_bad_rows_of_different_kinds_are_each_reported(store: Store, tmp_path: Path) -> None:
+# In this process, and in worker processes with small batches so that chunks end everywhere.
+WORKERS = pytest.mark.parametrize("workers", [[], ["--workers", "2", "--batch-size", "7"]], ids=["inline", "workers"])
+
+
+@WORKERS
+def test_fifty_bad_rows_of_different_kinds_are_each_reported(store: Store, tmp_path: Path, workers: list[str]) -> None:
     file, expected = bad_file(tmp_path)
-    result = run(import_args(file, store), store, tmp_path)
+    result = run(import_args(file, store, *workers), store, tmp_path)
     assert result.returncode == 3, result.stderr  # done, with rejected rows
     assert "1,050 rows, 1,000 added, 0 already there, 50 rejected" in result.stderr
     assert "Traceback" not in result.stderr
@@ -162,9 +167,10 @@ def test_fifty_bad_rows_of_different_kinds_are_each_reported(store: Store, tmp_p
     assert store.count() == 1000
 
 
-def test_dry_run_reports_every_bad_row_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+@WORKERS
+def test_dry_run_reports_every_bad_row_and_writes_nothing(store: Store, tmp_path: Path, workers: list[str]) -> None:
     file, expected = bad_file(tmp_path)
-    result = run(import_args(file, store, "--dry-run"), store, tmp_path)
+    result = run(import_args(file, store, "--dry-run", *workers), store, tmp_path)
     assert result.returncode == 3, result.stderr
     for line, reason in expected.items():
         assert f"line {line}: " in result.stderr and reason in result.stderr
@@ -187,13 +193,53 @@ def _wait_for_state(state: Path, proc: subprocess.Popen[str], min_offset: int) -
     raise AssertionError("the import made no progress")
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_an_interrupted_import_resumes_and_ends_complete(store: Store, tmp_path: Path, how: signal.Signals) -> None:
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (its children, theirs, …), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _gone(pids: set[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() and "Z" not in _state_of(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
+
+
+@pytest.mark.parametrize(("how", "workers"), [(signal.SIGKILL, "2"), (signal.SIGINT, "2"), (signal.SIGINT, "0")],
+                         ids=["SIGKILL-workers", "SIGINT-workers", "SIGINT-inline"])
+def test_an_interrupted_import_resumes_and_ends_complete(store: Store, tmp_path: Path, how: signal.Signals,
+                                                         workers: str) -> None:
     rows = 60_000
     file = write_csv(tmp_path / "big.csv", rows)
     state = tmp_path / "big.csv.import-state.json"
-    proc = start(import_args(file, store, "--batch-size", "1000"), store, tmp_path)
+    proc = start(import_args(file, store, "--batch-size", "1000", "--workers", workers), store, tmp_path)
     _wait_for_state(state, proc, file.stat().st_size // 5)
+    helpers = _descendants(proc.pid)
+    assert bool(helpers) == (workers != "0")  # a fork server and its workers (and a resource tracker)
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
     if how == signal.SIGINT:
@@ -201,6 +247,7 @@ def test_an_interrupted_import_resumes_and_ends_complete(store: Store, tmp_path:
         assert "Interrupted. Run the same command again to resume at line" in err and "Traceback" not in err
     else:
         assert proc.returncode == -signal.SIGKILL
+    assert _gone(helpers, within=10), "worker processes outlived the import"
     stored = store.count()
     saved = json.loads(state.read_text())
     assert 0 < saved["counts"]["written"] <= stored < rows
@@ -314,10 +361,11 @@ def test_import_and_export_through_a_running_server(store: Store, tmp_path: Path
     assert store.count() == 300
 
 
-def test_import_into_postgresql_uses_the_same_path(tmp_path: Path, postgres_url: str) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_import_into_postgresql_uses_the_same_path(tmp_path: Path, postgres_url: str, workers: str) -> None:
     store = make_store(postgres_url, tmp_path)
     file, _ = bad_file(tmp_path)
-    first = run(import_args(file, store, "--batch-size", "300"), store, tmp_path)
+    first = run(import_args(file, store, "--batch-size", "300", "--workers", workers), store, tmp_path)
     assert first.returncode == 3, first.stderr
     assert "1,050 rows, 1,000 added, 0 already there, 50 rejected" in first.stderr
     again = run(import_args(file, store), store, tmp_path)

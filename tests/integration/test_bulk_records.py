@@ -120,8 +120,8 @@ def test_a_batch_stores_exactly_what_single_posts_store(tenant: Tenant, monkeypa
         {**body.model_dump(mode="json", exclude_none=True), **extras[int(user.split("-")[1])]})) for user, body in items]
     store = tenant.container.store
     calls: list[int] = []
-    real = store.insert_records
-    monkeypatch.setattr(store, "insert_records", lambda table, rows: calls.append(len(rows)) or real(table, rows))
+    real = store.insert_bound
+    monkeypatch.setattr(store, "insert_bound", lambda table, rows: calls.append(len(rows)) or real(table, rows))
     results = _create_many(tenant, items)
     assert calls == [len(items)]
     monkeypatch.undo()

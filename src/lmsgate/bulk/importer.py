@@ -1,32 +1,36 @@
 """The completions import: read, validate, write in batches, remember where it got to.
 
-Reading and validating the next batch overlaps with the store writing the previous one in a
-worker thread. Where writing mostly waits (PostgreSQL, a remote server), reading runs in a
-thread of its own, so that the event loop hands each batch on as soon as it is ready. On
-SQLite it runs on the event loop between writes (see ``Sink.reads_beside``). Both threads
-spend most of their time in Python, which holds the GIL, so the CPU time per
-row, not the waiting, sets the pace; ``bench/import_bench.py`` prints it. Each record is
-validated before anything of its batch is written; a record that fails goes to the report of
-rejected rows with its line number and the reason, and the others go on. Nothing is written
-in a dry run.
+Reading and validating the next batch overlaps with the store writing the previous one. Into
+lmsgate's own store (and in a dry run), worker processes read, validate and build the rows
+(:mod:`lmsgate.bulk.parallel`) and this process only writes, joining batches into bigger
+transactions on SQLite. Otherwise (a connector without a row builder, a remote server,
+``workers=0``) all happens here: where writing mostly waits (PostgreSQL, a remote server),
+reading runs in a thread of its own, so that the event loop hands each batch on as soon as it
+is ready; on SQLite it runs on the event loop between writes (see ``Sink.reads_beside``).
+Threads share the interpreter lock, so there the CPU time per row, not the waiting, sets the
+pace; ``bench/import_bench.py`` prints both. Each record is validated before anything of its
+batch is written; a record that fails goes to the report of rejected rows with its line
+number and the reason, and the others go on. Nothing is written in a dry run.
 """
 
 from __future__ import annotations
 
 import csv
 import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 
+from lmsgate.bulk.batches import Batch, batches
 from lmsgate.bulk.checkpoint import Checkpoint, Position
 from lmsgate.bulk.completions import CompletionRows, Refused
-from lmsgate.bulk.sinks import Item, Sink, first_error
+from lmsgate.bulk.parallel import WorkerJob, read_in_workers
+from lmsgate.bulk.sinks import Outcome, Sink, first_error
 from lmsgate.bulk.sources import Source
 
 __all__ = ["ImportJob", "RejectReport", "Totals"]
@@ -50,17 +54,6 @@ class Totals:
     @classmethod
     def from_dict(cls, counts: dict[str, int]) -> Totals:
         return cls(**{k: int(counts.get(k, 0)) for k in ("rows", "written", "existing", "rejected")})
-
-
-@dataclass(slots=True)
-class _Batch:
-    items: list[Item] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    raws: list[str] = field(default_factory=list)
-    refused: list[Refused] = field(default_factory=list)
-    records: int = 0
-    end: int = 0
-    next_line: int = 0
 
 
 class RejectReport:
@@ -140,11 +133,15 @@ class ImportJob:
     """One import of one file. ``sink`` None is a dry run: validate and report, write nothing.
 
     ``progress`` is called after each batch with the byte offset reached and the totals.
+
+    ``workers``: processes that read, validate and build rows beside the writes (see
+    :mod:`lmsgate.bulk.parallel`); 0 does everything in this process. Used only when the
+    sink can take rows built elsewhere (lmsgate's own store), or in a dry run.
     """
 
     def __init__(self, source: Source, rows: CompletionRows, sink: Sink | None, report: RejectReport, *,
                  batch_size: int = 5000, checkpoint: Checkpoint | None = None,
-                 progress: Callable[[int, Totals], None] | None = None) -> None:
+                 progress: Callable[[int, Totals], None] | None = None, workers: int = 0) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.source = source
@@ -154,6 +151,8 @@ class ImportJob:
         self.batch_size = batch_size
         self.checkpoint = checkpoint
         self.progress = progress
+        self.build = sink.row_builder() if sink is not None and workers > 0 else None
+        self.workers = workers if sink is None or self.build is not None else 0
 
     async def run(self, start: Position | None = None) -> Totals:
         """Import from ``start`` (a saved position) or from the top; returns the totals,
@@ -169,22 +168,44 @@ class ImportJob:
 
     async def _run(self, totals: Totals, offset: int, line: int) -> None:
         if self.sink is None:
-            for batch in self._batches(offset, line):
-                self._account(batch, [], totals)
-                await anyio.lowlevel.checkpoint()
+            async with aclosing(self._read(offset, line)) as read:
+                async for batch in read:
+                    self._account(batch, [], totals)
             return
-        send, receive = anyio.create_memory_object_stream[_Batch](1)
+        send, receive = anyio.create_memory_object_stream[Batch](1)
+        per_write = self.sink.rows_per_write if self.workers else 1
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._produce, send, offset, line)
+                group: list[Batch] = []
                 async with receive:
                     async for batch in receive:
-                        outcomes = await self.sink.write(batch.items) if batch.items else []
-                        self._account(batch, outcomes, totals)
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
+                        group.append(batch)
+                        if sum(len(b.items) for b in group) >= per_write:
+                            await self._write(group, totals)
+                            group = []
+                    if group:
+                        await self._write(group, totals)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
 
-    def _account(self, batch: _Batch, outcomes: list[bool | None | str], totals: Totals) -> None:
+    async def _write(self, group: list[Batch], totals: Totals) -> None:
+        """Write the valid items of ``group`` (one store transaction, when the sink writes
+        to lmsgate's store), then account for each batch in order."""
+        assert self.sink is not None
+        items = [item for b in group for item in b.items]
+        if not items:
+            outcomes: list[Outcome] = []
+        elif self.workers:
+            outcomes = await self.sink.write_built(items)
+        else:
+            outcomes = await self.sink.write(items)
+        at = 0
+        for b in group:
+            self._account(b, outcomes[at:at + len(b.items)], totals)
+            at += len(b.items)
+
+    def _account(self, batch: Batch, outcomes: list[Outcome], totals: Totals) -> None:
         refused = list(batch.refused)
         for line, raw, outcome in zip(batch.lines, batch.raws, outcomes):
             if isinstance(outcome, str):
@@ -204,42 +225,37 @@ class ImportJob:
         if self.progress is not None:
             self.progress(batch.end, totals)
 
-    async def _produce(self, send: MemoryObjectSendStream[_Batch], offset: int, line: int) -> None:
-        batches = self._batches(offset, line)
-        beside = self.sink is not None and self.sink.reads_beside
-        async with send:
-            while True:
-                # Beside: read in a worker thread, so that this event loop stays free to hand
-                # each batch to the writer the moment it is ready. Read on the loop itself, a
-                # batch holds the loop for its whole read, and the writer waits that long.
-                if beside:
-                    batch = await anyio.to_thread.run_sync(next, batches, None)
-                else:
-                    batch = next(batches, None)
-                    await anyio.lowlevel.checkpoint()
-                if batch is None:
-                    return
+    async def _produce(self, send: MemoryObjectSendStream[Batch], offset: int, line: int) -> None:
+        async with send, aclosing(self._read(offset, line)) as read:
+            async for batch in read:
                 try:
                     await send.send(batch)
                 except anyio.BrokenResourceError:
                     return  # the writer stopped (an error, an interruption): so do we
 
-    def _batches(self, offset: int, line: int) -> Iterator[_Batch]:
-        batch = _Batch(end=offset, next_line=line)
-        convert = self.rows.convert
-        for record in self.source.records(offset, line):
-            result = convert(record)
-            if isinstance(result, Refused):
-                batch.refused.append(result)
+    async def _read(self, offset: int, line: int) -> AsyncIterator[Batch]:
+        """The file's batches from ``offset``, read by workers, in a thread, or on the loop."""
+        if self.workers:
+            job = WorkerJob(self.source, self.rows, self.build)
+            chunks = self.source.chunks(offset, line, self.batch_size)
+            # Enough chunks ahead to keep the workers busy through a whole write.
+            per_write = self.sink.rows_per_write if self.sink is not None else self.batch_size
+            ahead = self.workers + 1 + -(-per_write // self.batch_size)
+            async with aclosing(read_in_workers(job, chunks, self.workers, ahead)) as read:
+                async for batch in read:
+                    yield batch
+            return
+        found = batches(self.source.records(offset, line), self.rows.convert, self.batch_size, offset, line)
+        beside = self.sink is not None and self.sink.reads_beside
+        while True:
+            # Beside: read in a worker thread, so that this event loop stays free to hand
+            # each batch to the writer the moment it is ready. Read on the loop itself, a
+            # batch holds the loop for its whole read, and the writer waits that long.
+            if beside:
+                batch = await anyio.to_thread.run_sync(next, found, None)
             else:
-                batch.items.append(result)
-                batch.lines.append(record.line)
-                batch.raws.append(record.raw)
-            batch.records += 1
-            batch.end = record.end
-            batch.next_line = record.line + record.raw.count("\n") + 1
-            if batch.records >= self.batch_size:
-                yield batch
-                batch = _Batch(end=batch.end, next_line=batch.next_line)
-        if batch.records:
+                batch = next(found, None)
+                await anyio.lowlevel.checkpoint()
+            if batch is None:
+                return
             yield batch

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import enum
 from collections.abc import Iterator
+from itertools import chain, islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-__all__ = ["Format", "Record", "Source", "SourceError"]
+__all__ = ["Chunk", "Format", "Record", "Source", "SourceError"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -55,6 +56,17 @@ class Record:
     """The record's text as in the file, for the report of rejected rows."""
     problem: str | None = None
     """Why the record could not be read, when ``values`` is None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of whole records: from byte ``offset`` (line ``line``) to byte ``end``, where
+    line ``next_line`` starts."""
+
+    offset: int
+    line: int
+    end: int
+    next_line: int
 
 
 class _Lines:
@@ -139,17 +151,71 @@ class Source:
         """``(offset, line)`` of the first record (just past the CSV header)."""
         return self._body_start, self._body_line
 
-    def records(self, offset: int = 0, line: int = 1) -> Iterator[Record]:
+    def records(self, offset: int = 0, line: int = 1, until: int | None = None) -> Iterator[Record]:
         """The records from byte ``offset`` on, which must be a record boundary (0, or the
-        ``end`` of a record), ``line`` being the line number there."""
+        ``end`` of a record), ``line`` being the line number there; up to byte ``until`` (a
+        record boundary too, such as a :class:`Chunk`'s ``end``) or the end of the file."""
         if offset < self._body_start:
             offset, line = self._body_start, self._body_line
         with self.path.open("rb") as f:
             f.seek(offset)
-            if self.format is Format.CSV:
-                yield from self._csv(f, offset, line)
-            else:
-                yield from self._jsonl(f, offset, line)
+            records = self._csv(f, offset, line) if self.format is Format.CSV else self._jsonl(f, offset, line)
+            if until is None:
+                yield from records
+                return
+            if offset >= until:
+                return
+            for record in records:
+                if record.end > until:
+                    return  # it starts at ``until`` or later (blank lines came first)
+                yield record
+                if record.end == until:
+                    return
+
+    def chunks(self, offset: int, line: int, size: int) -> Iterator[Chunk]:
+        """The file from ``offset`` (a record boundary, at line ``line``) cut into pieces of
+        about ``size`` lines, each ending where a record ends, so that each can be read on its
+        own with :meth:`records` (in another process, say).
+
+        Cheap: lines are counted, not parsed. Only a CSV piece holding a double quote is read
+        with the csv module, because a quoted value can run over several lines; and a piece
+        never ends inside such a value."""
+        if offset < self._body_start:
+            offset, line = self._body_start, self._body_line
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            while True:
+                lines = list(islice(f, size))
+                if not lines:
+                    return
+                if self.format is Format.CSV and any(b'"' in raw for raw in lines):
+                    lines = self._whole_records(f, lines)
+                end, next_line = offset + sum(map(len, lines)), line + len(lines)
+                yield Chunk(offset, line, end, next_line)
+                offset, line = end, next_line
+
+    @staticmethod
+    def _whole_records(f: IO[bytes], lines: list[bytes]) -> list[bytes]:
+        """``lines``, plus the lines that follow until the last record that starts in them
+        ends, as the csv module reads records (which :meth:`_csv` uses too)."""
+        taken: list[bytes] = []
+        more = iter(lines)
+
+        def feed() -> Iterator[str]:
+            for raw in chain(more, f):
+                taken.append(raw)
+                yield raw.decode("utf-8", "replace")
+
+        reader = csv.reader(feed())
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                return taken
+            except csv.Error:
+                pass  # an unreadable record ends where the csv module gave up, as in _csv
+            if len(taken) >= len(lines):
+                return taken
 
     def _csv(self, f: IO[bytes], offset: int, line: int) -> Iterator[Record]:
         assert self.header is not None

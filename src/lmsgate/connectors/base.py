@@ -11,7 +11,7 @@ Results are wire-ready dicts in the unified JSON names; lists return a :class:`L
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -135,6 +135,18 @@ class Connector:
 
     async def delete_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> None:
         raise self._unsupported("delete_user_completion")
+
+    def completion_row_builder(self, ctx: CallContext) -> Callable[[Sequence[tuple[str, LmsCreateCompletionRequestDto]]], Any] | None:
+        """For bulk imports: a picklable callable that turns validated ``(user_id, body)``
+        items into what :meth:`create_bound_completions` stores, or None (the default) when
+        the connector takes items only through :meth:`create_user_completions`. The import
+        runs it in worker processes, beside the writes."""
+        return None
+
+    async def create_bound_completions(self, ctx: CallContext, rows: Any) -> list[WriteResult | LmsGateError]:
+        """Store what :meth:`completion_row_builder` made; one outcome per row, as
+        :meth:`create_user_completions` gives."""
+        raise NotImplementedError(f"{self.provider} has no completion_row_builder")
 
     async def create_user_completions(
         self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]

@@ -6,7 +6,7 @@ delivery, fallback when a provider is down). Reads pass straight through to the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,19 @@ class LmsService:
         if not items:
             return []
         return await self.connector(ctx).create_user_completions(ctx, items)
+
+    def completion_row_builder(self, ctx: CallContext) -> Callable[[Sequence[tuple[str, LmsCreateCompletionRequestDto]]], Any] | None:
+        """For :meth:`create_bound_completions`: what turns validated items into rows the
+        connector stores at once, runnable in another process; None when the account's
+        connector has none (then use :meth:`create_completions`)."""
+        return self.connector(ctx).completion_row_builder(ctx)
+
+    async def create_bound_completions(self, ctx: CallContext, rows: Any) -> list[WriteResult | LmsGateError]:
+        """:meth:`create_completions` for items already turned into rows by
+        :meth:`completion_row_builder` (the import does that in worker processes)."""
+        if not rows:
+            return []
+        return await self.connector(ctx).create_bound_completions(ctx, rows)
 
     async def create_assignment(self, ctx: CallContext, user_id: str,
                                 body: LmsCreateAssignmentRequestDto) -> WriteResult:

@@ -30,6 +30,7 @@ pipelined ``executemany``. SQLite always uses the index for ``IN``, so it gets l
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError
 
-from lmsgate.store.db import json_dumps
+from lmsgate.store.db import JSON_CODEC, json_dumps
 from lmsgate.store.tables import UtcDateTime
 
 BATCH_FROM = 32
@@ -148,6 +149,26 @@ class Bulk:
         return plan
 
     @staticmethod
+    @lru_cache(maxsize=8)
+    def for_driver(driver: str) -> Bulk:
+        """A :class:`Bulk` for a database named by its SQLAlchemy driver name (``sqlite``,
+        ``postgresql+psycopg``), with lmsgate's JSON settings, made without connecting: enough
+        to :meth:`bind` rows, in any process. Made once per process and driver."""
+        from sqlalchemy import create_engine
+
+        return Bulk(create_engine(f"{driver}://", **JSON_CODEC).dialect)
+
+    def columns(self, table: Table) -> tuple[str, ...]:
+        """The order of values in a row bound by :meth:`bind`: the table's columns."""
+        return tuple(c.name for c in table.columns)
+
+    def bind(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """``rows`` (column name → value; missing columns are NULL) as the driver gets them:
+        one tuple per row, in :meth:`columns` order, each value through its column's bind
+        processor. Needs no connection, so a bulk import binds its rows in other processes."""
+        return self._tuples(self._plan(table, ()), rows)
+
+    @staticmethod
     def _tuples(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         columns = plan.columns
         pick = itemgetter(*columns)
@@ -173,6 +194,13 @@ class Bulk:
             out.append(tuple(values))
         return out
 
+    def bind_one(self, table: Table, column: str, value: Any) -> Any:
+        """One value of ``column`` as :meth:`bind` would give it."""
+        plan = self._plan(table, ())
+        i = plan.columns.index(column)
+        processor = plan.processors[i]
+        return plan.nulls[i] if value is None else (processor(value) if processor else value)
+
     @contextmanager
     def _translated(self, statement: str) -> Iterator[None]:
         """Driver errors as SQLAlchemy's (``IntegrityError``, ``DataError``, …), as if
@@ -190,10 +218,14 @@ class Bulk:
         """Insert ``rows`` (column name → value; missing columns are NULL), skipping every row
         whose ``conflict`` columns are already taken. Returns how many rows were inserted, or
         -1 when the driver cannot tell."""
-        if not rows:
+        return self.insert_bound(conn, table, self.bind(table, rows), conflict)
+
+    def insert_bound(self, conn: Connection, table: Table, values: list[tuple[Any, ...]],
+                     conflict: tuple[str, ...]) -> int:
+        """:meth:`insert_ignoring` for rows already bound by :meth:`bind`."""
+        if not values:
             return 0
         plan = self._plan(table, conflict)
-        values = self._tuples(plan, rows)
         with self._translated(plan.insert_sql):
             if self._dialect.name == "postgresql" and len(values) >= BATCH_FROM:
                 return self._as_json(conn, plan, values)

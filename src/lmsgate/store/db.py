@@ -41,7 +41,7 @@ def json_loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
-_JSON_CODEC = {"json_serializer": json_dumps, "json_deserializer": json_loads}
+JSON_CODEC = {"json_serializer": json_dumps, "json_deserializer": json_loads}
 """JSON columns go through orjson (listing a page decodes a few hundred of them), falling back
 to the standard library for what orjson refuses."""
 
@@ -98,7 +98,7 @@ def create_db_engine(url: str) -> Engine:
         # not free, and an overflow connection would be opened and closed on every request.
         pool = {"poolclass": StaticPool} if in_memory else {"pool_size": 48, "max_overflow": 16}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               **_JSON_CODEC, **pool)
+                               **JSON_CODEC, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -113,7 +113,7 @@ def create_db_engine(url: str) -> Engine:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **_JSON_CODEC)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?([\w-]+|None)['\"]?", re.MULTILINE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
@@ -165,31 +165,41 @@ class LmsStore:
         database refuses a row (on PostgreSQL, a value longer than its column); then nothing
         of the batch is written.
         """
-        if not rows:
+        return self.insert_bound(table, self._bulk.bind(table, rows))
+
+    def bind(self, table: Table, rows: list[Row]) -> list[tuple[Any, ...]]:
+        """Rows as :meth:`insert_bound` takes them (see :meth:`Bulk.bind`)."""
+        return self._bulk.bind(table, rows)
+
+    def insert_bound(self, table: Table, values: list[tuple[Any, ...]]) -> list[tuple[str, bool]]:
+        """:meth:`insert_records` for rows already bound, by this store's
+        :meth:`Bulk.bind` or by one for the same dialect in another process."""
+        if not values:
             return []
+        col = {name: i for i, name in enumerate(self._bulk.columns(table))}
+        acct_at, key_at, id_at = col["account_id"], col["dedupe_key"], col["id"]
         try:
             with self.transaction() as conn:
-                self._ensure_learners(conn, rows)
-                rows = self._with_learning_objects(conn, rows)
-                firsts: dict[tuple[str, str], Row] = {}
-                for r in rows:
-                    firsts.setdefault((r["account_id"], r["dedupe_key"]), r)
-                inserted = self._bulk.insert_ignoring(conn, table, list(firsts.values()),
-                                                      ("account_id", "dedupe_key"))
+                self._ensure_learners(conn, values, acct_at, col["user_id"])
+                values = self._with_learning_objects(conn, table, values, col)
+                firsts: dict[tuple[str, str], tuple[Any, ...]] = {}
+                for v in values:
+                    firsts.setdefault((v[acct_at], v[key_at]), v)
+                inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_id", "dedupe_key"))
                 if inserted == len(firsts):
-                    ids = {key: r["id"] for key, r in firsts.items()}
+                    ids = {key: v[id_at] for key, v in firsts.items()}
                 else:
                     ids = self._ids_by_dedupe_key(conn, table, list(firsts))
         except (DataError, IntegrityError) as exc:
             reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
             raise Unprocessable(f"the store refused the record: {reason}") from exc
         out = []
-        for r in rows:
-            rid = ids[(r["account_id"], r["dedupe_key"])]
-            out.append((rid, rid == r["id"]))
+        for v in values:
+            rid = ids[(v[acct_at], v[key_at])]
+            out.append((rid, rid == v[id_at]))
         return out
 
-    def _ensure_learners(self, conn: Connection, rows: list[Row]) -> None:
+    def _ensure_learners(self, conn: Connection, values: list[tuple[Any, ...]], acct_at: int, user_at: int) -> None:
         """Create a bare learner row for each user id the rows name that has none yet.
 
         Learners this store has seen committed are skipped without asking the database: an
@@ -197,25 +207,26 @@ class LmsStore:
         sixth of its time. Learners are deleted only with their account, whose id is never
         used again, so a learner once stored stays stored."""
         cache = self._learners
-        learners: dict[str, dict[str, datetime]] = {}
-        for r in rows:
-            if (r["account_id"], r["user_id"]) not in cache:
-                learners.setdefault(r["account_id"], {}).setdefault(r["user_id"], r["created_at"])
+        learners: dict[str, set[str]] = {}
+        for v in values:
+            if (v[acct_at], v[user_at]) not in cache:
+                learners.setdefault(v[acct_at], set()).add(v[user_at])
         if not learners:
             return
         self._local.on_commit.append(lambda: self._remember_learners(learners))
+        ts = datetime.now(timezone.utc)
         new: list[Row] = []
         for account_id, users in learners.items():
             # On SQLite, skipping known learners saves their inserts; PostgreSQL's one-statement
             # insert skips them on the server cheaper than a look-up would.
-            known = (self._bulk.find(conn, t.users, account_id, "id", list(users), "id")
+            known = (self._bulk.find(conn, t.users, account_id, "id", sorted(users), "id")
                      if self._dialect == "sqlite" else {})
             new.extend({"account_id": account_id, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
-                       for u, ts in users.items() if u not in known)
+                       for u in sorted(users) if u not in known)
         # A learner created meanwhile by another writer is skipped by the conflict clause.
         self._bulk.insert_ignoring(conn, t.users, new, ("account_id", "id"))
 
-    def _remember_learners(self, learners: dict[str, dict[str, datetime]]) -> None:
+    def _remember_learners(self, learners: dict[str, set[str]]) -> None:
         cache = self._learners
         if len(cache) >= LEARNER_CACHE:
             cache.clear()
@@ -233,21 +244,32 @@ class LmsStore:
             out.update({(account_id, key): rid for key, rid in found.items()})
         return out
 
-    def _with_learning_objects(self, conn: Connection, rows: list[Row]) -> list[Row]:
+    def _with_learning_objects(self, conn: Connection, table: Table, values: list[tuple[Any, ...]],
+                               col: dict[str, int]) -> list[tuple[Any, ...]]:
         """Fill the learning object's id and type of each row that lacks its type."""
+        acct_at, ref_at = col["account_id"], col["learning_object_external_reference"]
+        id_at, type_at = col["learning_object_id"], col["learning_object_type"]
+        no_type = self._bulk.bind_one(table, "learning_object_type", None)
         wanted: dict[str, set[str]] = {}
-        for r in rows:
-            if r.get("learning_object_type") is None:
-                wanted.setdefault(r["account_id"], set()).add(r["learning_object_external_reference"])
+        for v in values:
+            if v[type_at] == no_type:
+                wanted.setdefault(v[acct_at], set()).add(v[ref_at])
         if not wanted:
-            return rows
+            return values
         found = {acct: self._learning_objects(conn, acct, refs) for acct, refs in wanted.items()}
+        if not any(found.values()):
+            return values
+        no_id = self._bulk.bind_one(table, "learning_object_id", None)
         out = []
-        for r in rows:
-            hit = found.get(r["account_id"], {}).get(r["learning_object_external_reference"])
-            if hit is not None and r.get("learning_object_type") is None:
-                r = {**r, "learning_object_type": hit[1], "learning_object_id": r.get("learning_object_id") or hit[0]}
-            out.append(r)
+        for v in values:
+            hit = found.get(v[acct_at], {}).get(v[ref_at])
+            if hit is not None and v[type_at] == no_type:
+                row = list(v)
+                row[type_at] = self._bulk.bind_one(table, "learning_object_type", hit[1])
+                if row[id_at] == no_id:
+                    row[id_at] = self._bulk.bind_one(table, "learning_object_id", hit[0])
+                v = tuple(row)
+            out.append(v)
         return out
 
     def delete_record(self, table: Table, account_id: str, record_id: str, user_id: str) -> bool:

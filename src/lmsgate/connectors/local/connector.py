@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from lmsgate.schema import (
 )
 from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiModel
 from lmsgate.store import tables as t
+from lmsgate.store.bulk import Bulk
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
@@ -99,6 +101,33 @@ LOCAL_SPEC = ConnectorSpec(
     check="a read of lmsgate's own database",
     notes=("Deleting a local linked account deletes every record stored under it.",),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRowBuilder:
+    """Turns validated completions ``(user_id, body)`` of one account into rows of the
+    completions table, bound for the store's database (see :meth:`Bulk.bind`).
+
+    It holds only the account id and the database's driver name, so a bulk import hands it
+    to its worker processes, which build the rows there while this process writes."""
+
+    account_id: str
+    driver: str
+    """SQLAlchemy's driver name of the store's database: ``sqlite``, ``postgresql+psycopg``."""
+
+    def __call__(self, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]) -> list[tuple[Any, ...]]:
+        ts = _now()
+        durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
+
+        def duration(text: str | None) -> tuple[str | None, Any, int | None]:
+            found = durations.get(text)
+            if found is None:
+                found = durations[text] = m.duration_columns(text)
+            return found
+
+        row = LocalConnector._completion_row
+        acct = self.account_id
+        return Bulk.for_driver(self.driver).bind(t.completions, [row(acct, u, body, ts, duration) for u, body in items])
 
 
 class LocalConnector(Connector):
@@ -170,42 +199,37 @@ class LocalConnector(Connector):
         each item is written on its own, so one bad item fails only itself.
 
         The rows are built here, on the caller's thread, and only the database work goes to a
-        worker thread. Building them took about a fifth of the writer's time per batch; moved
-        here, the import's speed did not change measurably on its own (the reading thread
-        and this one share the GIL), but the writer's thread now does nothing but wait on
-        the database."""
-        acct = ctx.account.id
-        ts = _now()
-        durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
-
-        def duration(text: str | None) -> tuple[str | None, Any, int | None]:
-            found = durations.get(text)
-            if found is None:
-                found = durations[text] = m.duration_columns(text)
-            return found
-
-        rows = [self._completion_row(acct, user_id, body, ts, duration) for user_id, body in items]
-
-        def work() -> list[WriteResult | LmsGateError]:
-            try:
-                written: list[tuple[str, bool] | LmsGateError] = list(
-                    self.store.insert_records(t.completions, rows))
-            except Unprocessable:
-                written = []
-                for row in rows:
-                    try:
-                        written.extend(self.store.insert_records(t.completions, [row]))
-                    except Unprocessable as exc:
-                        written.append(exc)
-            return [w if isinstance(w, LmsGateError) else WriteResult(id=w[0], remote_id=w[0], created=w[1])
-                    for w in written]
-
-        results = await _run(work)
+        worker thread."""
+        results = await self.create_bound_completions(ctx, self.completion_row_builder(ctx)(items))
         for (_, body), result in zip(items, results):
             if isinstance(result, WriteResult):
                 ctx.log_raw("POST", f"local://completions/{result.id}",
                             body=lambda body=body: body.model_dump(mode="json", exclude_none=True))
         return results
+
+    def completion_row_builder(self, ctx: CallContext) -> CompletionRowBuilder:
+        """What turns this account's validated completions into rows for
+        :meth:`create_bound_completions`; plain data, so it can run in another process."""
+        return CompletionRowBuilder(ctx.account.id, self.store.engine.url.drivername)
+
+    async def create_bound_completions(self, ctx: CallContext,
+                                       values: list[tuple[Any, ...]]) -> list[WriteResult | LmsGateError]:
+        """Store rows made by :meth:`completion_row_builder`, as :meth:`create_user_completions`
+        does (one transaction; one row at a time if the store refuses the batch)."""
+        def work() -> list[WriteResult | LmsGateError]:
+            try:
+                written: list[tuple[str, bool] | LmsGateError] = list(self.store.insert_bound(t.completions, values))
+            except Unprocessable:
+                written = []
+                for row in values:
+                    try:
+                        written.extend(self.store.insert_bound(t.completions, [row]))
+                    except Unprocessable as exc:
+                        written.append(exc)
+            return [w if isinstance(w, LmsGateError) else WriteResult(id=w[0], remote_id=w[0], created=w[1])
+                    for w in written]
+
+        return await _run(work)
 
     async def get_completion(self, ctx: CallContext, completion_id: str) -> Wire:
         row = await _run(lambda: self.store.get(t.completions, ctx.account.id, completion_id))
