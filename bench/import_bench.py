@@ -15,7 +15,7 @@ Targets (issue 7): at least 50,000 rows/s into SQLite, 20,000 rows/s into Postgr
 peak RSS under 300 MB whatever the file size (judged on the RSS sum, the stricter measure).
 
 Beside each import it measures a ceiling on the same machine, in the same run: rows of the
-same shape, already converted, inserted into an empty database with the same tables, indexes
+same shape (the file's learners, learning objects and times), already converted, inserted into an empty database with the same tables, indexes
 and durability settings by the bare driver (SQLite ``executemany``; PostgreSQL one
 ``INSERT … SELECT`` from a JSON array of the rows, as the import sends them), with no parsing,
 validation or Python per row. On a shared machine
@@ -174,11 +174,14 @@ def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
 
 def ceiling(url: str, rows: int) -> float:
     """Rows per second of bare driver inserts of prepared rows into the completions table,
-    with the import's own connection settings (:func:`~lmsgate.bulk.sinks.tune_for_bulk`).
+    with the import's own connection settings (:func:`~lmsgate.bulk.sinks.tune_for_bulk`) and
+    transaction size.
     Only the inserts and commits are timed; each batch is prepared just before, untimed."""
     from lmsgate.bootstrap import bootstrap
     from lmsgate.bulk.sinks import tune_for_bulk
+    from lmsgate.cli.completions import ROWS_PER_TRANSACTION
     from lmsgate.connectors.local.mapping import completion_key, dt
+    from lmsgate.ids import new_id
     from lmsgate.settings import Settings
     from lmsgate.store import tables as t
     from lmsgate.store.bulk import Bulk
@@ -190,19 +193,25 @@ def ceiling(url: str, rows: int) -> float:
     now = datetime.now(timezone.utc)
     bulk = Bulk(container.engine.dialect)
     plan = bulk._plan(t.completions, ("account_id", "dedupe_key"))
-    batch = 5000
+    # One transaction per write of the import: ROWS_PER_TRANSACTION rows on SQLite, a batch
+    # of 5,000 on PostgreSQL.
+    batch = ROWS_PER_TRANSACTION if container.engine.dialect.name == "sqlite" else 5000
     elapsed = 0.0
+    source = _rows(rows)
     for start in range(0, rows, batch):
+        # The learners, learning objects and times of the file's rows (they decide where each
+        # row lands in the indexes), with fixed values for the rest.
+        chunk = [next(source) for _ in range(min(batch, rows - start))]
         values = bulk._tuples(plan, [{
-            "account_id": account, "id": f"{i:026d}", "created_at": now, "updated_at": now,
-            "user_id": f"learner-{i % 50_000}", "learning_object_id": None,
-            "learning_object_external_reference": f"course-{i % 2000}", "learning_object_type": None,
-            "completed_at": START + timedelta(seconds=i * 7), "time_spent": "PT1H2M3S", "time_spent_seconds": 3723,
+            "account_id": account, "id": new_id(), "created_at": now, "updated_at": now,
+            "user_id": user, "learning_object_id": None,
+            "learning_object_external_reference": ref, "learning_object_type": None,
+            "completed_at": (when := datetime.fromisoformat(text.replace("Z", "+00:00"))),
+            "time_spent": "PT1H2M3S", "time_spent_seconds": 3723,
             "time_spent_months": 0, "result_value": "Pass", "result_source_value": None, "score_percentage": 87.0,
             "score_raw_value": "87 / 100", "passthrough": None,
-            "dedupe_key": completion_key(f"learner-{i % 50_000}", f"course-{i % 2000}",
-                                         dt(START + timedelta(seconds=i * 7))),
-        } for i in range(start, min(rows, start + batch))])
+            "dedupe_key": completion_key(user, ref, dt(when)),
+        } for user, ref, text, *_ in chunk])
         started = time.monotonic()
         with container.engine.begin() as conn:
             if container.engine.dialect.name == "postgresql":

@@ -168,8 +168,12 @@ class Bulk:
         processor. Needs no connection, so a bulk import binds its rows in other processes."""
         return self._tuples(self._plan(table, ()), rows)
 
+    def bind_rows(self, table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """:meth:`bind` for rows given as values in :meth:`columns` order."""
+        return self._tuples(self._plan(table, ()), rows, positional=True)
+
     @staticmethod
-    def _tuples(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    def _tuples(plan: _Plan, rows: Sequence[Any], *, positional: bool = False) -> list[tuple[Any, ...]]:
         columns = plan.columns
         pick = itemgetter(*columns)
         converted = [(i, p, plan.nulls[i]) for i, p in enumerate(plan.processors) if p is not None]
@@ -178,10 +182,13 @@ class Bulk:
         last_out: list[Any] = list(plan.nulls)
         out = []
         for row in rows:
-            try:
-                values = list(pick(row))  # every column given: picked in C
-            except KeyError:
-                values = [row.get(c) for c in columns]
+            if positional:
+                values = list(row)
+            else:
+                try:
+                    values = list(pick(row))  # every column given: picked in C
+                except KeyError:
+                    values = [row.get(c) for c in columns]
             for i, p, null in converted:
                 v = values[i]
                 if v is None:

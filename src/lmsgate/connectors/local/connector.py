@@ -103,13 +103,24 @@ LOCAL_SPEC = ConnectorSpec(
 )
 
 
+COMPLETION_COLUMNS = (
+    "account_id", "id", "created_at", "updated_at", "user_id", "learning_object_id",
+    "learning_object_external_reference", "learning_object_type", "completed_at", "time_spent",
+    "time_spent_seconds", "time_spent_months", "result_value", "result_source_value", "score_percentage",
+    "score_raw_value", "passthrough", "dedupe_key",
+)
+"""The order of a completion row's values: the table's columns (checked below)."""
+assert COMPLETION_COLUMNS == tuple(c.name for c in t.completions.columns), "completions table changed"
+
+
 @dataclass(frozen=True, slots=True)
 class CompletionRowBuilder:
     """Turns validated completions ``(user_id, body)`` of one account into rows of the
-    completions table, bound for the store's database (see :meth:`Bulk.bind`).
+    completions table, bound for the store's database (see :meth:`Bulk.bind_rows`): the one
+    place where a completion body becomes a row, for single posts and imports alike.
 
     It holds only the account id and the database's driver name, so a bulk import hands it
-    to its worker processes, which build the rows there while this process writes."""
+    to its worker processes, which build the rows there while the importing process writes."""
 
     account_id: str
     driver: str
@@ -118,16 +129,23 @@ class CompletionRowBuilder:
     def __call__(self, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]) -> list[tuple[Any, ...]]:
         ts = _now()
         durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
-
-        def duration(text: str | None) -> tuple[str | None, Any, int | None]:
-            found = durations.get(text)
-            if found is None:
-                found = durations[text] = m.duration_columns(text)
-            return found
-
-        row = LocalConnector._completion_row
         acct = self.account_id
-        return Bulk.for_driver(self.driver).bind(t.completions, [row(acct, u, body, ts, duration) for u, body in items])
+        rows = []
+        for user_id, body in items:
+            spent = body.time_spent
+            found = durations.get(spent)
+            if found is None:
+                found = durations[spent] = m.duration_columns(spent)
+            completed, result, score, ref = body.completed_at, body.result, body.score, \
+                body.learning_object_external_reference
+            when = m.dt(completed) if completed else None
+            rows.append((
+                acct, new_id(), ts, ts, user_id, body.learning_object_id, ref, None, completed, *found,
+                result.value if result else None, result.source_value if result else None,
+                score.percentage if score else None, score.raw_value if score else None,
+                body.passthrough, m.completion_key(user_id, ref, when),
+            ))
+        return Bulk.for_driver(self.driver).bind_rows(t.completions, rows)
 
 
 class LocalConnector(Connector):
@@ -137,8 +155,8 @@ class LocalConnector(Connector):
     def __init__(self, store: LmsStore) -> None:
         self.store = store
         # Completions are the hot path: concurrent posts share one transaction (group commit).
-        self._completions: GroupCommitter[dict[str, Any], tuple[str, bool]] = GroupCommitter(
-            lambda rows: store.insert_records(t.completions, rows),
+        self._completions: GroupCommitter[tuple[Any, ...], tuple[str, bool]] = GroupCommitter(
+            lambda rows: store.insert_bound(t.completions, rows),
             max_in_flight=4 if store.engine.dialect.name == "postgresql" else 1,
         )
         self._inline_reads = store.engine.dialect.name == "sqlite"
@@ -163,31 +181,9 @@ class LocalConnector(Connector):
         return row
 
     # ---------------------------------------------------------------- completions
-    @staticmethod
-    def _completion_row(account_id: str, user_id: str, body: LmsCreateCompletionRequestDto, ts: datetime,
-                        duration: Callable[[str | None], tuple[str | None, Any, int | None]] = m.duration_columns,
-                        ) -> dict[str, Any]:
-        text, seconds, months = duration(body.time_spent)
-        completed = body.completed_at
-        return {
-            "account_id": account_id, "id": new_id(), "created_at": ts, "updated_at": ts,
-            "user_id": user_id, "learning_object_id": body.learning_object_id,
-            "learning_object_external_reference": body.learning_object_external_reference,
-            "learning_object_type": None, "completed_at": completed,
-            "time_spent": text, "time_spent_seconds": seconds, "time_spent_months": months,
-            "result_value": body.result.value if body.result else None,
-            "result_source_value": body.result.source_value if body.result else None,
-            "score_percentage": body.score.percentage if body.score else None,
-            "score_raw_value": body.score.raw_value if body.score else None,
-            "passthrough": body.passthrough,
-            "dedupe_key": m.completion_key(
-                user_id, body.learning_object_external_reference, m.dt(completed) if completed else None
-            ),
-        }
-
     async def create_user_completion(self, ctx: CallContext, user_id: str,
                                      body: LmsCreateCompletionRequestDto) -> WriteResult:
-        values = self._completion_row(ctx.account.id, user_id, body, _now())
+        [values] = self.completion_row_builder(ctx)([(user_id, body)])
         cid, created = await self._completions.submit(values)
         ctx.log_raw("POST", f"local://completions/{cid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
         return WriteResult(id=cid, remote_id=cid, created=created)
