@@ -93,7 +93,8 @@ class Run:
 
 
 def _tree(pid: int) -> list[int]:
-    """``pid`` and the processes below it: the import's worker processes, their fork server."""
+    """``pid`` and the processes below it: the import's worker processes, multiprocessing's
+    resource tracker."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -112,20 +113,10 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _memory_mb(pid: int) -> tuple[float, float]:
     """Resident memory (RSS) and proportional set size (PSS) of one process now, in MB. PSS
-    counts a page shared by several processes (the workers share what their fork server
-    loaded) once in all, split between them; RSS counts it in each."""
+    counts a page shared by several processes (the Python binary and libraries) once in all,
+    split between them; RSS counts it in each."""
     rss = pss = 0.0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -147,11 +138,9 @@ def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
         peak = peak_pss = 0.0
         processes = 1
-        helpers_cpu: dict[int, float] = {}
         while proc.poll() is None:
             tree = _tree(proc.pid)
             processes = max(processes, len(tree))
-            helpers_cpu.update({p: _cpu_seconds(p) for p in tree[1:]})
             sizes = [_memory_mb(p) for p in tree]
             peak = max(peak, sum(r for r, _ in sizes))
             peak_pss = max(peak_pss, sum(p for _, p in sizes))
@@ -162,9 +151,9 @@ def run_import(file: Path, url: str, account: str, env: dict[str, str]) -> Run:
     if proc.returncode != 0:
         raise SystemExit(f"import failed ({proc.returncode}):\n{err}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # The workers are not this benchmark's children (their fork server is the import's), so
-    # their CPU time is what /proc showed last, up to 0.1 s before they ended.
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + sum(helpers_cpu.values())
+    # The import waits for its workers, so their CPU time is in its own children's, which
+    # is in ours once it has ended.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rate = re.search(r"\(([\d,]+) per second\)", err)
     summary = next((line for line in err.splitlines() if line.startswith("Imported")), err.strip())
     command = " ".join(["lmsgate", *argv[len(LMSGATE):]])
