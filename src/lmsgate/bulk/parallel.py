@@ -50,10 +50,10 @@ def default_workers() -> int:
     """One worker per CPU this process may use, less one for the writer; at least one, and
     at most ``MAX_DEFAULT_WORKERS`` (the writer cannot keep up with more).
 
-    Measured on 2 CPUs, 1,000,000 rows into SQLite: 1 worker 35,470 rows/s, 2 workers 33,663
-    to 35,123; the second worker only added memory (PSS 280 MB in all against 338 to 371).
-    With 200,000 rows the second one helped (39,000 to 40,000 rows/s against 34,000): the
-    writer's share of the work grows with the database."""
+    Measured on 2 CPUs, 1,000,000 rows into SQLite (when workers still came from a fork
+    server): 1 worker 35,470 rows/s, 2 workers 33,663 to 35,123; the second worker only added
+    memory (PSS 280 MB in all against 338 to 371). With 200,000 rows the second one helped
+    (39,000 to 40,000 rows/s against 34,000): the writer's share grows with the database."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -46,6 +46,9 @@ app = typer.Typer(help="Completions in bulk: import a CSV or JSON Lines file, ex
 
 SHOWN_REJECTS = 20
 """How many rejected rows a real import prints; the report file has them all."""
+IMPORT_LEARNER_CACHE = 200_000
+"""Learners an import remembers as stored (a few tens of MB at most): it names the same ones
+batch after batch, and checking them again cost a sixth of its time."""
 ROWS_PER_TRANSACTION = 20_000
 """With worker processes, batches are written into SQLite together, up to this many rows: a
 commit of 5,000 rows cost more than their inserts (1,000,000 rows: 39,500 rows/s committing
@@ -225,6 +228,7 @@ def import_(
 
             container = open_store(database_url)
             tune_for_bulk(container.engine)
+            container.store.learner_cache = IMPORT_LEARNER_CACHE
             account = account_for(container, account_id)
             account_id = account.id
             local_sqlite = account.provider == "local" and container.engine.dialect.name == "sqlite"
