@@ -336,6 +336,32 @@ def test_export_then_import_elsewhere_round_trips(store: Store, tmp_path: Path) 
     assert future.stdout == ""
 
 
+def test_workers_store_exactly_what_one_process_stores(store: Store, tmp_path: Path) -> None:
+    """The same JSON Lines file, imported in one process and by worker processes (small
+    chunks, so that they end everywhere) into two accounts, exports the same completions."""
+    file = write_csv(tmp_path / "src.csv", 1200)
+    assert run(import_args(file, store, "--workers", "0"), store, tmp_path).returncode == 0
+    jsonl = tmp_path / "all.jsonl"
+    result = runner.invoke(app, ["completions", "export", "--account-id", store.account_id, "--format", "jsonl",
+                                 "-o", str(jsonl), "--database-url", store.url])
+    assert result.exit_code == 0, result.output
+
+    inline, parallel = store.new_account(), store.new_account()
+    for account, workers in ((inline, "0"), (parallel, "2")):
+        done = run(["completions", "import", str(jsonl), "--account-id", account, "--workers", workers,
+                    "--batch-size", "97"], store, tmp_path)
+        assert done.returncode == 0 and "1,200 rows, 1,200 added" in done.stderr, done.stderr
+
+    def stored(account: str) -> list[dict[str, object]]:
+        out = runner.invoke(app, ["completions", "export", "--account-id", account, "--format", "jsonl",
+                                  "--database-url", store.url]).stdout
+        ignored = {"id", "remote_id", "created_at", "updated_at"}
+        return sorted(({k: v for k, v in json.loads(x).items() if k not in ignored} for x in out.splitlines()),
+                      key=lambda c: (str(c["user_id"]), str(c["completed_at"])))
+
+    assert stored(parallel) == stored(inline) and len(stored(parallel)) == 1200
+
+
 def test_import_and_export_through_a_running_server(store: Store, tmp_path: Path) -> None:
     key = store.container.tenancy.issue_key(store.container.tenancy.first_project(), "cli").secret
     file = write_csv(tmp_path / "remote.jsonl.csv", 300)
