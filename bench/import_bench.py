@@ -51,12 +51,17 @@ RSS_LIMIT_MB = 300
 START = datetime(2022, 1, 1, tzinfo=timezone.utc)
 
 
+LEARNERS = 50_000
+"""Learners the generated file names (``--learners``): the import remembers up to 60,000 of
+them, so more shows what memory does when that cache fills and empties."""
+
+
 def _rows(rows: int) -> Iterator[list[Any]]:
-    """Completions of 50,000 learners over 2,000 courses; each row a different completion."""
+    """Completions of ``LEARNERS`` learners over 2,000 courses; each row a different completion."""
     for i in range(rows):
         h = (i * 2654435761) % 4294967296
         when = START + timedelta(seconds=i * 7, milliseconds=h % 1000)
-        yield [f"learner-{h % 50_000}", f"course-{h % 2000}", when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        yield [f"learner-{h % LEARNERS}", f"course-{h % 2000}", when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                f"PT{h % 3}H{h % 60}M{h % 59}S", "Pass" if h % 4 else "Fail", h % 101, f"{h % 101} / 100"]
 
 
@@ -258,7 +263,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="The file's format.")
+    parser.add_argument("--learners", type=int, default=LEARNERS, help="Distinct learners in the file.")
     args = parser.parse_args()
+    globals()["LEARNERS"] = args.learners
     sys.path.insert(0, str(ROOT / "src"))
     print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f} "
           "(a shared machine: other work changes these numbers)")
@@ -267,7 +274,7 @@ def main() -> None:
         file = tmp / f"completions.{args.format}"
         started = time.monotonic()
         write_file(file, args.rows)
-        print(f"file: {args.rows:,} rows, {file.stat().st_size / 1e6:.0f} MB (written in {time.monotonic() - started:.0f} s)")
+        print(f"file: {args.rows:,} rows for {args.learners:,} learners, {file.stat().st_size / 1e6:.0f} MB (written in {time.monotonic() - started:.0f} s)")
         lines = bench_store("sqlite", lambda label: f"sqlite:///{tmp / label}.db", file, args.rows, tmp)
         print("\n".join(lines), flush=True)
         if not args.no_postgres:
