@@ -43,7 +43,10 @@ __all__ = ["MIN_FILE_BYTES", "WorkerJob", "default_workers", "read_in_workers"]
 MIN_FILE_BYTES = 4_000_000
 """Files smaller than this (about 50,000 rows) are read in the importing process: starting
 the workers would take longer than they save."""
-MAX_DEFAULT_WORKERS = 3
+MAX_DEFAULT_WORKERS = 2
+"""Each worker is about 85 MB. On 2 CPUs one worker already outpaced the writer once the
+database held 1,000,000 rows, and the CPU count can overstate what a container may use
+(affinity is not a CPU quota), so the default stays small; ``--workers`` sets more."""
 
 
 def default_workers() -> int:

@@ -186,7 +186,7 @@ def import_(
         f"together, {ROWS_PER_TRANSACTION:,} rows per transaction. With --server-url: rows per round of requests.")] = 5000,
     workers: Annotated[Optional[int], typer.Option(
         min=0, max=32, help="Processes that read and check the file while this one writes (into lmsgate's own "
-        "store, or in a dry run). Default: one per CPU less one, up to 3, for files of 4 MB or more; 0 for "
+        "store, or in a dry run). Default: one per CPU less one, up to 2, for files of 4 MB or more; 0 for "
         "smaller files. 0: all in this process.", show_default=False)] = None,
     concurrency: Annotated[int, typer.Option(
         min=1, max=64, help="Requests in flight with --server-url.")] = 8,
