@@ -203,6 +203,13 @@ def test_completion_links_known_content(tenant: Tenant) -> None:
     assert data["learning_object_type"] == {"value": "content", "source_value": "content"}
 
 
+def test_an_empty_learning_object_id_is_filled_from_known_content(tenant: Tenant) -> None:
+    up = tenant.put("/unified/lms/content", json={"external_reference": "video-2", "title": "Video"})
+    cid = _create(tenant, {"learning_object_external_reference": "video-2", "learning_object_id": ""})
+    data = tenant.get(f"/unified/lms/completions/{cid}").json()["data"]
+    assert data["learning_object_id"] == up.json()["data"]["id"]
+
+
 def test_user_is_created_by_first_completion(tenant: Tenant) -> None:
     _create(tenant, SEED_COMPLETION, user="fresh-user")
     user = tenant.get("/unified/lms/users/fresh-user")

@@ -171,10 +171,6 @@ class LmsStore:
         """
         return self.insert_bound(table, self._bulk.bind(table, rows))
 
-    def bind(self, table: Table, rows: list[Row]) -> list[tuple[Any, ...]]:
-        """Rows as :meth:`insert_bound` takes them (see :meth:`Bulk.bind`)."""
-        return self._bulk.bind(table, rows)
-
     def insert_bound(self, table: Table, values: list[tuple[Any, ...]]) -> list[tuple[str, bool]]:
         """:meth:`insert_records` for rows already bound, by this store's
         :meth:`Bulk.bind` or by one for the same dialect in another process."""
@@ -223,10 +219,11 @@ class LmsStore:
         for account_id, users in learners.items():
             # On SQLite, skipping known learners saves their inserts; PostgreSQL's one-statement
             # insert skips them on the server cheaper than a look-up would.
-            known = (self._bulk.find(conn, t.users, account_id, "id", sorted(users), "id")
+            ordered = sorted(users)
+            known = (self._bulk.find(conn, t.users, account_id, "id", ordered, "id")
                      if self._dialect == "sqlite" else {})
             new.extend({"account_id": account_id, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
-                       for u in sorted(users) if u not in known)
+                       for u in ordered if u not in known)
         # A learner created meanwhile by another writer is skipped by the conflict clause.
         self._bulk.insert_ignoring(conn, t.users, new, ("account_id", "id"))
 
@@ -263,14 +260,13 @@ class LmsStore:
         found = {acct: self._learning_objects(conn, acct, refs) for acct, refs in wanted.items()}
         if not any(found.values()):
             return values
-        no_id = self._bulk.bind_one(table, "learning_object_id", None)
         out = []
         for v in values:
             hit = found.get(v[acct_at], {}).get(v[ref_at])
             if hit is not None and v[type_at] == no_type:
                 row = list(v)
                 row[type_at] = self._bulk.bind_one(table, "learning_object_type", hit[1])
-                if row[id_at] == no_id:
+                if not row[id_at]:  # None or "": a text column's value is bound as it is
                     row[id_at] = self._bulk.bind_one(table, "learning_object_id", hit[0])
                 v = tuple(row)
             out.append(v)
