@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -36,6 +39,28 @@ def test_ids_are_26_characters_and_sort_by_time() -> None:
     first = new_id()
     assert re.fullmatch(r"[0-9a-hjkmnp-tv-z]{26}", first)
     assert int(_ALPHABET.index(first[0])) <= 7  # 128 bits in 130: the top character is small
+
+
+def test_an_id_is_the_time_in_milliseconds_then_80_random_bits() -> None:
+    before = time.time_ns() // 1_000_000
+    made = [new_id() for _ in range(5_000)]
+    after = time.time_ns() // 1_000_000
+    values = [sum(_ALPHABET.index(c) << (5 * (25 - i)) for i, c in enumerate(m)) for m in made]
+    assert all(before <= v >> 80 <= after for v in values)
+    assert [encode(v) for v in values] == made
+    assert made == sorted(made, key=lambda m: m[:10])  # time-ordered
+    assert len(set(made)) == len(made)
+    # The random half uses every character about equally often (80,000 draws, 2,500 expected each).
+    counts = Counter(c for m in made for c in m[10:])
+    assert set(counts) == set(_ALPHABET)
+    assert all(2_000 < n < 3_000 for n in counts.values())
+
+
+def test_threads_never_share_an_id() -> None:
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: [new_id() for _ in range(2_000)], range(8)))
+    flat = [m for batch in made for m in batch]
+    assert len(set(flat)) == len(flat) == 16_000
 
 
 def _walk(value: Any, path: str = "") -> str | None:
@@ -100,3 +125,39 @@ def test_sqlite_datetimes_are_bound_as_sqlalchemy_binds_them(value: datetime, tz
     assert fast is not plain
     value = value.replace(tzinfo=tz)
     assert fast(value) == plain(value)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(-timedelta(hours=11))])))
+def test_rendered_date_times_have_milliseconds_or_microseconds_and_z(value: datetime) -> None:
+    from lmsgate.schema.types import format_datetime
+
+    utc = value.astimezone(timezone.utc) if value.tzinfo else value
+    fraction = f"{utc.microsecond // 1000:03d}" if utc.microsecond % 1000 == 0 else f"{utc.microsecond:06d}"
+    assert format_datetime(value) == (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+                                      f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{fraction}Z")
+
+
+_SHAPED = st.lists(st.sampled_from("0123456789WwTtZz+-:.x "), min_size=24, max_size=24).map(
+    lambda cs: "".join(cs[:4]) + "-" + "".join(cs[5:7]) + "-" + "".join(cs[8:10]) + "T" + "".join(cs[11:13]) + ":"
+    + "".join(cs[14:16]) + ":" + "".join(cs[17:19]) + "." + "".join(cs[20:23]) + "Z")
+
+
+@given(st.one_of(_SHAPED, st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+    lambda d: d.isoformat(timespec="milliseconds") + "Z")))
+def test_the_usual_date_time_form_parses_as_the_pattern_does(text: str) -> None:
+    """A leading space takes the slow path (the pattern, on the stripped text)."""
+    from lmsgate.schema.types import parse_datetime
+
+    try:
+        expected: object = parse_datetime(" " + text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = parse_datetime(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+    if isinstance(got, datetime):
+        assert got.tzinfo is timezone.utc

@@ -46,7 +46,7 @@ class LmsCreateCompletionRequestDto(RequestModel):
     @model_validator(mode="before")
     @classmethod
     def _map_deprecated_names(cls, data: object) -> object:
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or ("content_id" not in data and "content_external_reference" not in data):
             return data
         data = dict(data)
         for new, old in (

@@ -43,6 +43,14 @@ def parse_datetime(value: Any) -> datetime:
     Raises ``ValueError`` (which pydantic reports against the field) for anything that is
     not a string of that form, including bare dates and epoch numbers.
     """
+    if (type(value) is str and len(value) == 24 and value[23] == "Z" and value[10] == "T"
+            and value[4] == value[7] == "-" and value[13] == value[16] == ":" and value[19] == "."):
+        # The usual form, 2021-07-21T14:00:00.000Z: the C parser alone, without the pattern.
+        # With these separators in place, it accepts digits only where the pattern does.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the slow path words the error
     if isinstance(value, datetime):
         dt = value
     else:
@@ -74,11 +82,14 @@ def format_datetime(dt: datetime) -> str:
     A naive datetime is taken to be UTC. This runs for every date of every listed record, so
     it leans on ``isoformat`` (C) rather than ``strftime``.
     """
-    if dt.tzinfo is not None and dt.utcoffset():
+    tz = dt.tzinfo
+    if tz is not timezone.utc and tz is not None and dt.utcoffset():
         dt = dt.astimezone(timezone.utc)
-    if dt.microsecond % 1000 == 0:
-        return dt.isoformat(timespec="milliseconds")[:23] + "Z"
-    return dt.isoformat(timespec="microseconds")[:26] + "Z"
+    # Plain isoformat() is cheaper than with ``timespec``; it leaves out a zero fraction.
+    text, micro = dt.isoformat(), dt.microsecond
+    if not micro:
+        return text[:19] + ".000Z"
+    return text[:23] + "Z" if micro % 1000 == 0 else text[:26] + "Z"
 
 
 UtcDateTime = Annotated[

@@ -61,6 +61,8 @@ def _sqlite_utc_datetime(value: datetime | None) -> str | None:
     naive UTC as ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     if value is None:
         return None
+    if value.tzinfo is timezone.utc:  # what the API's models give: "+00:00" cut off
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
