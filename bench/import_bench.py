@@ -183,10 +183,10 @@ def ceiling(url: str, rows: int) -> float:
     container = bootstrap(Settings(database_url=url, vault_key_file=str(Path(tempfile.gettempdir()) / "bench.key")))
     tune_for_bulk(container.engine)
     project = container.tenancy.create_project("ceiling")
-    account = container.tenancy.create_account(project, "local").id
+    account = container.store.account_key(container.tenancy.create_account(project, "local").id)
     now = datetime.now(timezone.utc)
     bulk = Bulk(container.engine.dialect)
-    plan = bulk._plan(t.completions, ("account_id", "dedupe_key"))
+    plan = bulk._plan(t.completions, ("account_key", "dedupe_key"))
     # One transaction per write of the import: ROWS_PER_TRANSACTION rows on SQLite, a batch
     # of 5,000 on PostgreSQL.
     batch = ROWS_PER_TRANSACTION if container.engine.dialect.name == "sqlite" else 5000
@@ -197,7 +197,7 @@ def ceiling(url: str, rows: int) -> float:
         # row lands in the indexes), with fixed values for the rest.
         chunk = [next(source) for _ in range(min(batch, rows - start))]
         values = bulk._tuples(plan, [{
-            "account_id": account, "id": new_id(), "created_at": now, "updated_at": now,
+            "account_key": account, "id": new_id(), "created_at": now, "updated_at": now,
             "user_id": user, "learning_object_id": None,
             "learning_object_external_reference": ref, "learning_object_type": None,
             "completed_at": (when := datetime.fromisoformat(text.replace("Z", "+00:00"))),

@@ -231,13 +231,14 @@ def populate_completions(database_url: str, n: int) -> None:
 
     engine = create_db_engine(database_url)
     with engine.begin() as conn:
+        key = conn.execute(select(t.accounts.c.key).where(t.accounts.c.id == ACCOUNT)).scalar_one()
         have = conn.execute(select(func.count()).select_from(t.completions)
-                            .where(t.completions.c.account_id == ACCOUNT)).scalar_one()
+                            .where(t.completions.c.account_key == key)).scalar_one()
     ts = datetime.now(timezone.utc)
     batch = 20_000
     for start in range(have, n, batch):
         rows = [
-            {"account_id": ACCOUNT, "id": new_id(), "created_at": ts, "updated_at": ts, "user_id": f"bulk-{i % 5000}",
+            {"account_key": key, "id": new_id(), "created_at": ts, "updated_at": ts, "user_id": f"bulk-{i % 5000}",
              "learning_object_id": None, "learning_object_external_reference": f"lo-{i}",
              "learning_object_type": None, "completed_at": ts, "time_spent": "PT1H", "time_spent_seconds": 3600,
              "time_spent_months": 0, "result_value": "Pass", "result_source_value": None,
@@ -259,8 +260,9 @@ def deep_cursor(database_url: str, page: int, page_size: int) -> str:
 
     engine = create_db_engine(database_url)
     with engine.connect() as conn:
+        key = conn.execute(select(t.accounts.c.key).where(t.accounts.c.id == ACCOUNT)).scalar_one()
         last = conn.execute(
-            select(t.completions.c.id).where(t.completions.c.account_id == ACCOUNT)
+            select(t.completions.c.id).where(t.completions.c.account_key == key)
             .order_by(t.completions.c.id).offset(page * page_size - 1).limit(1)
         ).scalar_one()
     codec = CursorCodec(Tenancy(engine).instance_secret("cursor_secret"))

@@ -51,6 +51,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
         upgrade(engine)
     tenancy = Tenancy(engine)
     store = LmsStore(engine)
+    tenancy.on_forget.append(store.forget_account_key)
     registry = ConnectorRegistry()
     registry.register(LocalConnector, lambda _account: LocalConnector(store), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,

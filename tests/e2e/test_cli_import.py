@@ -259,7 +259,7 @@ def test_an_interrupted_import_resumes_and_ends_complete(store: Store, tmp_path:
     assert store.count() == rows  # every row, none twice
     with store.container.engine.connect() as conn:
         keys = conn.execute(sa.select(sa.func.count(t.completions.c.dedupe_key.distinct()))
-                            .where(t.completions.c.account_id == store.account_id)).scalar_one()
+                            .where(t.completions.c.account_key == store.container.store.account_key(store.account_id))).scalar_one()
     assert keys == rows
     assert not state.exists()
 

@@ -200,6 +200,8 @@ def test_delete_removes_the_account_and_its_records(tenant: Tenant) -> None:
     local = link(tenant, "local", None, None)
     mine = on_account(tenant, local["id"])
     assert mine.post("/unified/lms/users/u1/completions", json=SEED_COMPLETION).status_code == 201
+    key = tenant.container.store.account_key(local["id"])
+    assert key is not None
     resp = tenant.delete(f"/accounts/{local['id']}")
     assert resp.status_code == 200
     assert resp.json()["id"] == local["id"] and set(resp.json()) == LINKED_ACCOUNT_KEYS
@@ -212,8 +214,9 @@ def test_delete_removes_the_account_and_its_records(tenant: Tenant) -> None:
 
     with tenant.container.engine.connect() as conn:
         left = conn.execute(select(func.count()).select_from(t.completions)
-                            .where(t.completions.c.account_id == local["id"])).scalar()
+                            .where(t.completions.c.account_key == key)).scalar()
     assert left == 0
+    assert tenant.container.store.account_key(local["id"]) is None
 
 
 def test_another_projects_accounts_look_missing(tenant: Tenant, other_tenant: Tenant) -> None:

@@ -18,7 +18,7 @@ from lmsgate.connectors.local.mapping import dedupe_key, dt
 from lmsgate.schema import LmsCreateCompletionRequestDto
 from lmsgate.settings import Settings
 from lmsgate.store import tables as t
-from lmsgate.store.db import upgrade
+from lmsgate.store.db import MIGRATIONS, create_db_engine, upgrade
 from lmsgate.store.tables import metadata
 from support import shared_vault_key_file
 
@@ -42,27 +42,104 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _pg_database()
 
 
+def _at_revision(url: str, revision: str) -> sa.Engine:
+    """A new database, migrated only up to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_db_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine
+
+
+def _old_account(conn: sa.Connection, account_id: str, project_id: str = "p1") -> None:
+    """A project and a local account as the tables stood before 0006."""
+    ts = "2024-01-01 00:00:00.000000"
+    if conn.execute(sa.text("SELECT count(*) FROM projects WHERE id = :p"), {"p": project_id}).scalar() == 0:
+        conn.execute(sa.text("INSERT INTO projects (id, name, created_at) VALUES (:p, 'old', :ts)"),
+                     {"p": project_id, "ts": ts})
+    conn.execute(sa.text("INSERT INTO accounts (id, project_id, provider, status, config, created_at, updated_at) "
+                         "VALUES (:a, :p, 'local', 'active', '{}', :ts, :ts)"),
+                 {"a": account_id, "p": project_id, "ts": ts})
+
+
+def _old_completion(conn: sa.Connection, account_id: str, rid: str, user: str, ref: str,
+                    completed_at: str | None, key: str) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO completions (account_id, id, created_at, updated_at, user_id, learning_object_external_reference, "
+        "completed_at, dedupe_key) VALUES (:a, :id, :ts, :ts, :u, :ref, :at, :key)"),
+        {"a": account_id, "id": rid, "ts": "2024-01-01 00:00:00.000000", "u": user, "ref": ref,
+         "at": completed_at, "key": key})
+
+
 def test_0005_rewrites_old_completion_keys_to_what_the_code_computes(fresh_url: str) -> None:
     """Completions stored with the old keys (a bare SHA-256) are still found as repeats after
     the upgrade: one with completed_at gets the time-led key, one without keeps its hash."""
-    container = bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file()))
-    project = container.tenancy.create_project("migration")
-    ctx = CallContext(account=container.tenancy.get_account(container.tenancy.create_account(project, "local").id))
     bodies = [("u1", LmsCreateCompletionRequestDto.model_validate(
                   {"learning_object_external_reference": "c1", "completed_at": "2024-03-05T06:07:08.123456Z"})),
               ("u2", LmsCreateCompletionRequestDto.model_validate({"learning_object_external_reference": "c2"}))]
-    first = [r.id for r in anyio.run(container.service.create_completions, ctx, bodies)]
-    c = t.completions.c
-    with container.engine.begin() as conn:  # back to the state before 0005: plain hashes
-        for (user, body), rid in zip(bodies, first):
+    engine = _at_revision(fresh_url, "0004")
+    with engine.begin() as conn:  # the state before 0005: plain hashes
+        _old_account(conn, "acct-old")
+        for rid, (user, body) in zip(["r1", "r2"], bodies):
             old = dedupe_key(user, body.learning_object_external_reference,
                              dt(body.completed_at) if body.completed_at else None)
-            conn.execute(sa.update(t.completions).where(c.id == rid).values(dedupe_key=old))
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
-    upgrade(container.engine)
+            when = body.completed_at.replace(tzinfo=None).isoformat(" ") if body.completed_at else None
+            _old_completion(conn, "acct-old", rid, user, body.learning_object_external_reference, when, old)
+    engine.dispose()
+    container = bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file()))
+    c = t.completions.c
     with container.engine.connect() as conn:
         keys = dict(conn.execute(sa.select(c.id, c.dedupe_key)).all())
-    assert keys[first[0]].startswith("20240305060708") and len(keys[first[0]]) == 64
+    assert keys["r1"].startswith("20240305060708") and len(keys["r1"]) == 64
+    ctx = CallContext(account=container.tenancy.get_account("acct-old"))
     again = anyio.run(container.service.create_completions, ctx, bodies)
-    assert [(r.id, r.created) for r in again] == [(first[0], False), (first[1], False)]
+    assert [(r.id, r.created) for r in again] == [("r1", False), ("r2", False)]
+    container.engine.dispose()
+
+
+def test_0006_keeps_every_record_with_its_account(fresh_url: str) -> None:
+    """Records of two accounts, stored under their ids, are found under the same accounts
+    after the upgrade to small account keys; keys are never given twice."""
+    engine = _at_revision(fresh_url, "0005")
+    ts = "2024-01-01 00:00:00.000000"
+    with engine.begin() as conn:
+        for n, account in enumerate(["acct-b", "acct-a"]):  # made in this order: b gets key 1
+            _old_account(conn, account)
+            conn.execute(sa.text(f"UPDATE accounts SET created_at = '2024-01-0{n + 1} 00:00:00.000000' "
+                                 "WHERE id = :a"), {"a": account})
+            conn.execute(sa.text("INSERT INTO lms_users (account_id, id, created_at, updated_at, doc) "
+                                 "VALUES (:a, 'learner', :ts, :ts, '{}')"), {"a": account, "ts": ts})
+            conn.execute(sa.text("INSERT INTO content (account_id, id, created_at, updated_at, external_reference, doc) "
+                                 "VALUES (:a, :id, :ts, :ts, 'course-ref', '{}')"),
+                         {"a": account, "id": f"content-{account}", "ts": ts})
+            conn.execute(sa.text("INSERT INTO course_content (account_id, course_id, content_external_reference, "
+                                 "position) VALUES (:a, 'course-1', 'course-ref', 0)"), {"a": account})
+            _old_completion(conn, account, f"done-{account}", "learner", "course-ref", None, f"key-{account}")
+    engine.dispose()
+    container = bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file()))
+    store = container.store
+    with container.engine.connect() as conn:
+        keys = dict(conn.execute(sa.select(t.accounts.c.id, t.accounts.c.key)).all())
+    assert keys == {"acct-b": 1, "acct-a": 2}
+    for account in ["acct-a", "acct-b"]:
+        assert store.get(t.completions, account, f"done-{account}") is not None
+        assert store.get(t.completions, account, f"done-{[a for a in keys if a != account][0]}") is None
+        assert store.count(t.completions, account) == 1
+        assert store.get(t.users, account, "learner") is not None
+        assert store.find_learning_object(account, "course-ref") == (f"content-{account}", "content")
+        assert store.content_ids_for_courses(account, ["course-1"]) == {"course-1": [f"content-{account}"]}
+    # The next account gets key 3, and a deleted account's key is not given again.
+    project = container.tenancy.create_project("after")
+    third = container.tenancy.create_account(project, "local").id
+    assert container.tenancy.delete_account(third)
+    fourth = container.tenancy.create_account(project, "local").id
+    with container.engine.connect() as conn:
+        keys = dict(conn.execute(sa.select(t.accounts.c.id, t.accounts.c.key)).all())
+    assert third not in keys and keys[fourth] == 4
+    assert store.count(t.completions, "acct-a") == 1  # deleting another account left these alone
     container.engine.dispose()

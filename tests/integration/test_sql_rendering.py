@@ -37,12 +37,12 @@ _durations = st.sampled_from(["PT1H30M45S", "PT90M", "P1Y2M", "PT0.5S", "P0D", "
 
 
 @st.composite
-def completion_rows(draw: Any, account_id: str) -> dict[str, Any]:
+def completion_rows(draw: Any, account_key: int) -> dict[str, Any]:
     time_spent = draw(st.none() | _durations)
     text, seconds, months = m.duration_columns(time_spent)
     has_source = draw(st.booleans())
     return {
-        "account_id": account_id, "id": new_id(), "created_at": draw(_instant), "updated_at": draw(_instant),
+        "account_key": account_key, "id": new_id(), "created_at": draw(_instant), "updated_at": draw(_instant),
         "user_id": draw(st.sampled_from(["learner-1", "learner-2"]) | _text.filter(bool)),
         "learning_object_id": draw(st.none() | _text),
         "learning_object_external_reference": draw(_text.filter(bool)),
@@ -73,9 +73,10 @@ def test_the_database_renders_what_the_python_mapping_renders(tenant: Tenant, da
     store = tenant.container.store
     connector = LocalConnector(store)
     account = tenant.account_id
-    rows = data.draw(st.lists(completion_rows(account), min_size=1, max_size=6))
+    key = store.account_key(account)
+    rows = data.draw(st.lists(completion_rows(key), min_size=1, max_size=6))
     with store.engine.begin() as conn:
-        conn.execute(delete(t.completions).where(t.completions.c.account_id == account))
+        conn.execute(delete(t.completions).where(t.completions.c.account_key == key))
         conn.execute(t.completions.insert(), rows)
     page = PageRequest(page_size=10)
     python, sql = _python_page(store, account, page), _sql_page(connector, account, page)
@@ -90,7 +91,8 @@ def test_pages_cursors_and_filters_match_the_python_path(tenant: Tenant) -> None
     account = tenant.account_id
     base = datetime(2026, 1, 1)
     rows = [{
-        "account_id": account, "id": new_id(), "created_at": base, "updated_at": base + timedelta(minutes=i),
+        "account_key": store.account_key(account), "id": new_id(), "created_at": base,
+        "updated_at": base + timedelta(minutes=i),
         "user_id": f"learner-{i % 3}", "learning_object_id": None, "learning_object_external_reference": f"lo-{i}",
         "learning_object_type": None, "completed_at": base, "time_spent": "PT1H", "time_spent_seconds": 3600,
         "time_spent_months": 0, "result_value": "Pass", "result_source_value": None, "score_percentage": 50.0,

@@ -245,10 +245,10 @@ class Bulk:
             finally:
                 cursor.close()
 
-    def find(self, conn: Connection, table: Table, account_id: str, key: str, values: Sequence[str],
+    def find(self, conn: Connection, table: Table, account_key: int | None, key: str, values: Sequence[str],
              column: str, *, settled: bool = False) -> dict[str, Any]:
         """``{value of key: value of column}`` for the rows of the account whose ``key`` is
-        one of ``values``; ``(account_id, key)`` should be indexed.
+        one of ``values``; ``(account_key, key)`` should be indexed.
 
         ``settled``: the table is not the one being bulk loaded (content and courses during a
         completions import), so on PostgreSQL one ``= ANY(…)`` statement answers instead of
@@ -257,17 +257,17 @@ class Bulk:
         if not values:
             return {}
         quote = self._dialect.identifier_preparer.quote
-        sql = f"SELECT {quote(key)}, {quote(column)} FROM {quote(table.name)} WHERE account_id = {{0}} AND {quote(key)}"
+        sql = f"SELECT {quote(key)}, {quote(column)} FROM {quote(table.name)} WHERE account_key = {{0}} AND {quote(key)}"
         found: dict[str, Any] = {}
         with self._translated(sql):
             if self._dialect.name == "postgresql" and settled:
                 with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
-                    cur.execute(sql.format("%s") + " = ANY(%s)", (account_id, list(values)))
+                    cur.execute(sql.format("%s") + " = ANY(%s)", (account_key, list(values)))
                     found.update(cur.fetchall())
                 return found
             if self._dialect.name == "postgresql":
                 with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
-                    cur.executemany(sql.format("%s") + " = %s", [(account_id, v) for v in values], returning=True)
+                    cur.executemany(sql.format("%s") + " = %s", [(account_key, v) for v in values], returning=True)
                     while True:
                         found.update(cur.fetchall())
                         if not cur.nextset():
@@ -277,7 +277,7 @@ class Bulk:
             try:
                 for i in range(0, len(values), IN_CHUNK):
                     chunk = values[i:i + IN_CHUNK]
-                    cursor.execute(sql.format("?") + f" IN ({', '.join('?' * len(chunk))})", (account_id, *chunk))
+                    cursor.execute(sql.format("?") + f" IN ({', '.join('?' * len(chunk))})", (account_key, *chunk))
                     found.update(cursor.fetchall())
             finally:
                 cursor.close()

@@ -40,7 +40,7 @@ class _Compiled:
 
 
 class ComputedPageQuery:
-    """``SELECT id, *columns FROM table WHERE account_id = … [AND column = …] ORDER BY id``, paged
+    """``SELECT id, *columns FROM table WHERE account_key = … [AND column = …] ORDER BY id``, paged
     as ``LmsStore.list`` pages, with each shape compiled once per dialect.
 
     ``equal`` names the columns that a call may filter on by equality.
@@ -55,7 +55,7 @@ class ComputedPageQuery:
     def _compile(self, dialect: Dialect, shape: tuple[Any, ...]) -> _Compiled:
         filters, updated_after, after_id, offset = shape
         c = self.table.c
-        q = select(c.id, *self.columns).where(c.account_id == bindparam("account_id"))
+        q = select(c.id, *self.columns).where(c.account_key == bindparam("account_key"))
         for name in filters:
             q = q.where(c[name] == bindparam(f"eq_{name}"))
         if updated_after:
@@ -74,7 +74,7 @@ class ComputedPageQuery:
         names = list(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
         return _Compiled(str(compiled), names, compiled.construct_params(_check=False), processors)
 
-    def run(self, conn: Connection, account_id: str, page: PageRequest, **equal: Any) -> Page:
+    def run(self, conn: Connection, account_key: int | None, page: PageRequest, **equal: Any) -> Page:
         """One page of ``(id, *columns)`` tuples."""
         offset = bool(page.offset and page.after_id is None)
         shape = (tuple(sorted(equal)), page.updated_after is not None, page.after_id is not None, offset)
@@ -85,7 +85,7 @@ class ComputedPageQuery:
             if unknown:
                 raise ValueError(f"not a filter of this query: {sorted(unknown)}")
             compiled = self._compiled[(dialect.name, shape)] = self._compile(dialect, shape)
-        values: dict[str, Any] = {"account_id": account_id, "limit": page.page_size + 1}
+        values: dict[str, Any] = {"account_key": account_key, "limit": page.page_size + 1}
         values.update({f"eq_{k}": v for k, v in equal.items()})
         if page.updated_after is not None:
             values["updated_after"] = page.updated_after

@@ -7,6 +7,7 @@ answers after the call has a durable write (SQLite: WAL with ``synchronous=FULL`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from lmsgate.store.bulk import Bulk
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.db import writing
 from lmsgate.store.pagination import Page, PageRequest
+from lmsgate.store.tenancy import ACCOUNT_CACHE_SECONDS
 
 Row = dict[str, Any]
 
@@ -41,9 +43,40 @@ class LmsStore:
         self._dialect = engine.dialect.name
         self._local = threading.local()
         self._bulk = Bulk(engine.dialect)
-        self._learners: dict[tuple[str, str], None] = {}
-        """Learners known to be stored, by ``(account_id, id)``: added only once a transaction
+        self._learners: dict[tuple[int, str], None] = {}
+        """Learners known to be stored, by ``(account_key, id)``: added only once a transaction
         that created or found them has committed; emptied when it reaches ``learner_cache``."""
+        self._keys: dict[str, tuple[int, float]] = {}
+
+    # ---------------------------------------------------------------- accounts
+    def account_key(self, account_id: str, conn: Connection | None = None) -> int | None:
+        """The small integer that record tables name an account by (``accounts.key``, see
+        ``store.tables``); None for an unknown account.
+
+        Remembered for ``ACCOUNT_CACHE_SECONDS``, as accounts are. A key is never given to
+        another account, so what can go stale is only an account deleted and made again with
+        the same id by another process; :meth:`forget_account_key` covers this process."""
+        found = self._keys.get(account_id)
+        if found is not None and found[1] > time.monotonic():
+            return found[0]
+        query = select(t.accounts.c.key).where(t.accounts.c.id == account_id)
+        if conn is None:
+            with self._read() as c:
+                key = c.execute(query).scalar()
+        else:
+            key = conn.execute(query).scalar()
+        if key is None:
+            return None
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[account_id] = (key, time.monotonic() + ACCOUNT_CACHE_SECONDS)
+        return int(key)
+
+    def forget_account_key(self, account_id: str | None = None) -> None:
+        if account_id is None:
+            self._keys.clear()
+        else:
+            self._keys.pop(account_id, None)
 
     # ---------------------------------------------------------------- unit of work
     @contextmanager
@@ -86,10 +119,9 @@ class LmsStore:
     def _insert(self, table: Table):  # type: ignore[no-untyped-def]
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
-    @staticmethod
-    def _page(conn: Connection, table: Table, account_id: str, page: PageRequest,
+    def _page(self, conn: Connection, table: Table, account_id: str, page: PageRequest,
               where: Sequence[ColumnElement[bool]] = ()) -> Page:
-        q = select(table).where(table.c.account_id == account_id, *where)
+        q = select(table).where(table.c.account_key == self.account_key(account_id, conn), *where)
         if page.updated_after is not None:
             q = q.where(table.c.updated_at > page.updated_after)
         if page.after_id is not None:
@@ -101,10 +133,11 @@ class LmsStore:
         return Page.cut(rows, page.page_size, lambda row: row["id"])
 
     def get(self, table: Table, account_id: str, record_id: str, **match: Any) -> Row | None:
-        q = select(table).where(table.c.account_id == account_id, table.c.id == record_id)
-        for column, value in match.items():
-            q = q.where(table.c[column] == value)
         with self._read() as conn:
+            q = select(table).where(table.c.account_key == self.account_key(account_id, conn),
+                                    table.c.id == record_id)
+            for column, value in match.items():
+                q = q.where(table.c[column] == value)
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
 
@@ -118,13 +151,14 @@ class LmsStore:
         """A page of ``(id, *columns)`` tuples, for columns the database computes (see
         ``store.computed_pages``)."""
         with self._read() as conn:
-            return query.run(conn, account_id, page, **equal)
+            return query.run(conn, self.account_key(account_id, conn), page, **equal)
 
     def count(self, table: Table, account_id: str) -> int:
         with self._read() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(table).where(table.c.account_id == account_id)
+                    select(func.count()).select_from(table)
+                    .where(table.c.account_key == self.account_key(account_id, conn))
                 ).scalar_one()
             )
 
@@ -132,19 +166,20 @@ class LmsStore:
     def upsert_user(self, account_id: str, user_id: str, values: Row, ts: datetime) -> bool:
         """Create or replace a learner. Returns True when the row is new."""
         with self.transaction() as conn:
+            key = self.account_key(account_id, conn)
             existing = conn.execute(
-                select(t.users.c.id).where(t.users.c.account_id == account_id, t.users.c.id == user_id)
+                select(t.users.c.id).where(t.users.c.account_key == key, t.users.c.id == user_id)
             ).first()
             if existing:
                 conn.execute(
                     update(t.users)
-                    .where(t.users.c.account_id == account_id, t.users.c.id == user_id)
+                    .where(t.users.c.account_key == key, t.users.c.id == user_id)
                     .values(**values, updated_at=ts)
                 )
             else:
                 conn.execute(
                     self._insert(t.users).values(
-                        account_id=account_id, id=user_id, created_at=ts, updated_at=ts, **values
+                        account_key=key, id=user_id, created_at=ts, updated_at=ts, **values
                     )
                 )
         return existing is None
@@ -177,15 +212,15 @@ class LmsStore:
         if not values:
             return []
         col = {name: i for i, name in enumerate(self._bulk.columns(table))}
-        acct_at, key_at, id_at = col["account_id"], col["dedupe_key"], col["id"]
+        acct_at, key_at, id_at = col["account_key"], col["dedupe_key"], col["id"]
         try:
             with self.transaction() as conn:
                 self._ensure_learners(conn, values, acct_at, col["user_id"])
                 values = self._with_learning_objects(conn, table, values, col)
-                firsts: dict[tuple[str, str], tuple[Any, ...]] = {}
+                firsts: dict[tuple[int, str], tuple[Any, ...]] = {}
                 for v in values:
                     firsts.setdefault((v[acct_at], v[key_at]), v)
-                inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_id", "dedupe_key"))
+                inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_key", "dedupe_key"))
                 if inserted == len(firsts):
                     ids = {key: v[id_at] for key, v in firsts.items()}
                 else:
@@ -207,7 +242,7 @@ class LmsStore:
         sixth of its time. Learners are deleted only with their account, whose id is never
         used again, so a learner once stored stays stored."""
         cache = self._learners
-        learners: dict[str, set[str]] = {}
+        learners: dict[int, set[str]] = {}
         for v in values:
             if (v[acct_at], v[user_at]) not in cache:
                 learners.setdefault(v[acct_at], set()).add(v[user_at])
@@ -216,42 +251,42 @@ class LmsStore:
         self._local.on_commit.append(lambda: self._remember_learners(learners))
         ts = datetime.now(timezone.utc)
         new: list[Row] = []
-        for account_id, users in learners.items():
+        for account_key, users in learners.items():
             # On SQLite, skipping known learners saves their inserts; PostgreSQL's one-statement
             # insert skips them on the server cheaper than a look-up would.
             ordered = sorted(users)
-            known = (self._bulk.find(conn, t.users, account_id, "id", ordered, "id")
+            known = (self._bulk.find(conn, t.users, account_key, "id", ordered, "id")
                      if self._dialect == "sqlite" else {})
-            new.extend({"account_id": account_id, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
+            new.extend({"account_key": account_key, "id": u, "created_at": ts, "updated_at": ts, "doc": {}}
                        for u in ordered if u not in known)
         # A learner created meanwhile by another writer is skipped by the conflict clause.
-        self._bulk.insert_ignoring(conn, t.users, new, ("account_id", "id"))
+        self._bulk.insert_ignoring(conn, t.users, new, ("account_key", "id"))
 
-    def _remember_learners(self, learners: dict[str, set[str]]) -> None:
+    def _remember_learners(self, learners: dict[int, set[str]]) -> None:
         cache = self._learners
         if len(cache) >= self.learner_cache:
             cache.clear()
-        for account_id, users in learners.items():
-            cache.update(dict.fromkeys((account_id, u) for u in users))
+        for account_key, users in learners.items():
+            cache.update(dict.fromkeys((account_key, u) for u in users))
 
     def _ids_by_dedupe_key(self, conn: Connection, table: Table,
-                           keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        by_account: dict[str, list[str]] = {}
-        for account_id, key in keys:
-            by_account.setdefault(account_id, []).append(key)
-        out: dict[tuple[str, str], str] = {}
-        for account_id, dedupe_keys in by_account.items():
-            found = self._bulk.find(conn, table, account_id, "dedupe_key", dedupe_keys, "id")
-            out.update({(account_id, key): rid for key, rid in found.items()})
+                           keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        by_account: dict[int, list[str]] = {}
+        for account_key, key in keys:
+            by_account.setdefault(account_key, []).append(key)
+        out: dict[tuple[int, str], str] = {}
+        for account_key, dedupe_keys in by_account.items():
+            found = self._bulk.find(conn, table, account_key, "dedupe_key", dedupe_keys, "id")
+            out.update({(account_key, key): rid for key, rid in found.items()})
         return out
 
     def _with_learning_objects(self, conn: Connection, table: Table, values: list[tuple[Any, ...]],
                                col: dict[str, int]) -> list[tuple[Any, ...]]:
         """Fill the learning object's id and type of each row that lacks its type."""
-        acct_at, ref_at = col["account_id"], col["learning_object_external_reference"]
+        acct_at, ref_at = col["account_key"], col["learning_object_external_reference"]
         id_at, type_at = col["learning_object_id"], col["learning_object_type"]
         no_type = self._bulk.bind_one(table, "learning_object_type", None)
-        wanted: dict[str, set[str]] = {}
+        wanted: dict[int, set[str]] = {}
         for v in values:
             if v[type_at] == no_type:
                 wanted.setdefault(v[acct_at], set()).add(v[ref_at])
@@ -276,7 +311,7 @@ class LmsStore:
         with self.transaction() as conn:
             res = conn.execute(
                 delete(table).where(
-                    table.c.account_id == account_id,
+                    table.c.account_key == self.account_key(account_id, conn),
                     table.c.id == record_id,
                     table.c.user_id == user_id,
                 )
@@ -284,19 +319,21 @@ class LmsStore:
         return res.rowcount > 0
 
     # ---------------------------------------------------------------- learning objects
-    def _learning_objects(self, conn: Connection, account_id: str, refs: Iterable[str]) -> dict[str, tuple[str, str]]:
+    def _learning_objects(self, conn: Connection, account_key: int | None,
+                          refs: Iterable[str]) -> dict[str, tuple[str, str]]:
         """``ref → (id, "content" | "course")`` for the external references that name one, content first."""
         found: dict[str, tuple[str, str]] = {}
         for table, kind in ((t.content, "content"), (t.courses, "course")):
             todo = [ref for ref in refs if ref not in found]
-            ids = self._bulk.find(conn, table, account_id, "external_reference", todo, "id", settled=True)
+            ids = self._bulk.find(conn, table, account_key, "external_reference", todo, "id", settled=True)
             found.update({ref: (rid, kind) for ref, rid in ids.items()})
         return found
 
     def find_learning_object(self, account_id: str, external_reference: str) -> tuple[str, str] | None:
         """``(id, "content" | "course")`` for an external reference, content first."""
         with self._read() as conn:
-            return self._learning_objects(conn, account_id, [external_reference]).get(external_reference)
+            key = self.account_key(account_id, conn)
+            return self._learning_objects(conn, key, [external_reference]).get(external_reference)
 
     def upsert_docs(self, table: Table, account_id: str, docs: Iterable[Row], ts: datetime,
                     key: str = "external_reference") -> list[tuple[str, bool]]:
@@ -307,23 +344,24 @@ class LmsStore:
         """
         out: list[tuple[str, bool]] = []
         with self.transaction() as conn:
+            account_key = self.account_key(account_id, conn)
             for values in docs:
                 found = conn.execute(
-                    select(table.c.id).where(table.c.account_id == account_id, table.c[key] == values[key])
+                    select(table.c.id).where(table.c.account_key == account_key, table.c[key] == values[key])
                 ).scalar()
                 if found:
                     row = {k: v for k, v in values.items() if k != "id"}
                     row["doc"] = {**row["doc"], "id": found}
                     conn.execute(
                         update(table)
-                        .where(table.c.account_id == account_id, table.c.id == found)
+                        .where(table.c.account_key == account_key, table.c.id == found)
                         .values(**row, updated_at=ts)
                     )
                     out.append((found, False))
                 else:
                     conn.execute(
                         self._insert(table).values(
-                            account_id=account_id, created_at=ts, updated_at=ts, **values
+                            account_key=account_key, created_at=ts, updated_at=ts, **values
                         )
                     )
                     out.append((values["id"], True))
@@ -333,16 +371,17 @@ class LmsStore:
         with self.transaction() as conn:
             res = conn.execute(
                 update(table)
-                .where(table.c.account_id == account_id, table.c.id == record_id)
+                .where(table.c.account_key == self.account_key(account_id, conn), table.c.id == record_id)
                 .values(**values, updated_at=ts)
             )
         return res.rowcount > 0
 
     def set_course_contents(self, account_id: str, course_id: str, refs: list[str]) -> None:
         with self.transaction() as conn:
+            key = self.account_key(account_id, conn)
             conn.execute(
                 delete(t.course_content).where(
-                    t.course_content.c.account_id == account_id,
+                    t.course_content.c.account_key == key,
                     t.course_content.c.course_id == course_id,
                 )
             )
@@ -350,7 +389,7 @@ class LmsStore:
                 conn.execute(
                     t.course_content.insert(),
                     [
-                        {"account_id": account_id, "course_id": course_id, "content_external_reference": r,
+                        {"account_key": key, "course_id": course_id, "content_external_reference": r,
                          "position": i}
                         for i, r in enumerate(refs)
                     ],
@@ -363,7 +402,7 @@ class LmsStore:
             rows = conn.execute(
                 select(t.course_content.c.content_external_reference, t.course_content.c.course_id)
                 .where(
-                    t.course_content.c.account_id == account_id,
+                    t.course_content.c.account_key == self.account_key(account_id, conn),
                     t.course_content.c.content_external_reference.in_(refs),
                 )
                 .order_by(t.course_content.c.course_id)
@@ -381,11 +420,11 @@ class LmsStore:
                 select(t.course_content.c.course_id, t.content.c.id)
                 .join(
                     t.content,
-                    (t.content.c.account_id == t.course_content.c.account_id)
+                    (t.content.c.account_key == t.course_content.c.account_key)
                     & (t.content.c.external_reference == t.course_content.c.content_external_reference),
                 )
                 .where(
-                    t.course_content.c.account_id == account_id,
+                    t.course_content.c.account_key == self.account_key(account_id, conn),
                     t.course_content.c.course_id.in_(course_ids),
                 )
                 .order_by(t.course_content.c.position)

@@ -8,9 +8,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, Text, cast, insert, select, update
 
 from lmsgate.ids import new_id
 from lmsgate.store import tables as t
@@ -90,6 +91,9 @@ class Tenancy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._accounts: dict[str, tuple[Account, float]] = {}
+        self.on_forget: list[Callable[[str | None], None]] = []
+        """Called with what :meth:`forget_account` forgets: other caches of account facts in
+        this process (the store's account keys) follow it."""
 
     def forget_account(self, account_id: str | None = None) -> None:
         """Drop cached accounts (one, or all); call after any change to an account row."""
@@ -97,6 +101,8 @@ class Tenancy:
             self._accounts.clear()
         else:
             self._accounts.pop(account_id, None)
+        for forget in self.on_forget:
+            forget(account_id)
 
     # ---------------------------------------------------------------- instance
     def instance_secret(self, name: str) -> bytes:
@@ -207,6 +213,7 @@ class Tenancy:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.accounts).values(
+                    key=self._next_account_key(conn),
                     id=acc.id, project_id=project_id, provider=provider, status=acc.status,
                     config=acc.config, origin_owner_id=origin_owner_id,
                     origin_owner_name=origin_owner_name, origin_username=origin_username, label=label,
@@ -215,6 +222,16 @@ class Tenancy:
             )
         self.forget_account(acc.id)
         return acc
+
+    @staticmethod
+    def _next_account_key(conn: Connection) -> int:
+        """A key no account has had (see ``tables.accounts``): one more than the last given.
+        The update locks the counter until the new account commits."""
+        value = cast(cast(t.instance.c.value, Integer) + 1, Text)
+        return int(conn.execute(
+            update(t.instance).where(t.instance.c.key == "last_account_key").values(value=value)
+            .returning(t.instance.c.value)
+        ).scalar_one())
 
     def first_account(self, project_id: str) -> str | None:
         with self.engine.connect() as conn:
@@ -302,9 +319,12 @@ class Tenancy:
 
         self.forget_account(account_id)
         with self.engine.begin() as conn:
+            key = conn.execute(select(t.accounts.c.key).where(t.accounts.c.id == account_id)).scalar()
             for table in reversed(t.metadata.sorted_tables):
                 if table is not t.accounts and "account_id" in table.c:
                     conn.execute(delete(table).where(table.c.account_id == account_id))
+                elif "account_key" in table.c and key is not None:
+                    conn.execute(delete(table).where(table.c.account_key == key))
             res = conn.execute(delete(t.accounts).where(t.accounts.c.id == account_id))
         self.forget_account(account_id)
         return res.rowcount > 0

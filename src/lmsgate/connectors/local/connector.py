@@ -104,7 +104,7 @@ LOCAL_SPEC = ConnectorSpec(
 
 
 COMPLETION_COLUMNS = (
-    "account_id", "id", "created_at", "updated_at", "user_id", "learning_object_id",
+    "account_key", "id", "created_at", "updated_at", "user_id", "learning_object_id",
     "learning_object_external_reference", "learning_object_type", "completed_at", "time_spent",
     "time_spent_seconds", "time_spent_months", "result_value", "result_source_value", "score_percentage",
     "score_raw_value", "passthrough", "dedupe_key",
@@ -119,17 +119,19 @@ class CompletionRowBuilder:
     completions table, bound for the store's database (see :meth:`Bulk.bind_rows`): the one
     place where a completion body becomes a row, for single posts and imports alike.
 
-    It holds only the account id and the database's driver name, so a bulk import hands it
-    to its worker processes, which build the rows there while the importing process writes."""
+    It holds only the account's key in the store (``LmsStore.account_key``) and the database's
+    driver name, so a bulk import hands it to its worker processes, which build the rows there
+    while the importing process writes."""
 
-    account_id: str
+    account_key: int | None
+    """None for an account the store does not know: its rows are refused when written."""
     driver: str
     """SQLAlchemy's driver name of the store's database: ``sqlite``, ``postgresql+psycopg``."""
 
     def __call__(self, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]) -> list[tuple[Any, ...]]:
         ts = _now()
         durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
-        acct = self.account_id
+        acct = self.account_key
         rows = []
         for user_id, body in items:
             spent = body.time_spent
@@ -206,7 +208,7 @@ class LocalConnector(Connector):
     def completion_row_builder(self, ctx: CallContext) -> CompletionRowBuilder:
         """What turns this account's validated completions into rows for
         :meth:`create_bound_completions`; plain data, so it can run in another process."""
-        return CompletionRowBuilder(ctx.account.id, self.store.engine.url.drivername)
+        return CompletionRowBuilder(self.store.account_key(ctx.account.id), self.store.engine.url.drivername)
 
     async def create_bound_completions(self, ctx: CallContext,
                                        values: list[tuple[Any, ...]]) -> list[WriteResult | LmsGateError]:
@@ -283,7 +285,7 @@ class LocalConnector(Connector):
             ts = _now()
             status = body.status.value if body.status else None
             values = {
-                "account_id": acct, "id": new_id(), "created_at": ts, "updated_at": ts,
+                "account_key": self.store.account_key(acct), "id": new_id(), "created_at": ts, "updated_at": ts,
                 "user_id": user_id, "learning_object_id": body.learning_object_id,
                 "learning_object_external_reference": body.learning_object_external_reference,
                 "learning_object_type": None,
