@@ -5,10 +5,11 @@ project: a project's API keys can only reach its own accounts.
 
 Record tables name their account by ``account_key``, a small integer the account gets when
 it is created (``accounts.key``), not by its 26-character id. The account is the first
-column of the table and of every one of its indexes, so the id was repeated five times a
-completion: 640 bytes a row against 485 with a small key, and a bulk import inserting
-prepared rows ran at 56,000 rows/s against 84,000 (``docs/operations.md``). The store turns
-account ids into keys (``LmsStore.account_key``); nothing outside ``lmsgate.store`` sees them.
+column of the table and of every one of its indexes, so the id was stored five times a
+completion. With the key, a SQLite store of 1,000,000 completions went from 601 to 427 MB,
+and bare inserts of prepared rows from 44,705 to 59,340 rows/s (``docs/operations.md``).
+The store turns account ids into keys (``LmsStore.account_key``); nothing outside
+``lmsgate.store`` sees them.
 
 Rich, nested resources (content, courses, users, categories, skills) keep their unified body
 in a JSON ``doc`` column beside the columns that lists filter and page on. Completions and
