@@ -228,3 +228,18 @@ def test_get_user_completion_checks_the_user(tenant: Tenant) -> None:
 def tenant(any_path_tenant: Tenant) -> Tenant:
     """Every test here runs through the completion fast path and through FastAPI alone."""
     return any_path_tenant
+
+
+@pytest.mark.parametrize("value", [12345678901234567890123, 2**63, -(2**63) - 1, 2**63 - 1, 10**30, 1.5, -0.25])
+def test_a_numeric_source_value_comes_back_exactly(tenant: Tenant, value: int | float) -> None:
+    """SQLite stores JSON text that reads as a number as a number: an integer beyond 64 bits
+    would come back as a float with its digits lost."""
+    sent = {"learning_object_external_reference": f"exact-{value}", "result": {"value": "Pass", "source_value": value}}
+    created = tenant.post("/unified/lms/users/u1/completions", json=sent)
+    assert created.status_code == 201, created.text
+    one = tenant.get(f"/unified/lms/completions/{created.json()['data']['id']}").json()["data"]
+    listed = [c for c in tenant.get("/unified/lms/completions", params={"page_size": 200}).json()["data"]
+              if c["id"] == created.json()["data"]["id"]]
+    for got in (one, *listed):
+        assert got["result"]["source_value"] == value and type(got["result"]["source_value"]) is type(value)
+    assert len(listed) == 1

@@ -40,7 +40,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, String, Table
+from sqlalchemy import JSON, Column, Connection, String, Table
 from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError
@@ -68,13 +68,28 @@ def _sqlite_utc_datetime(value: datetime | None) -> str | None:
     return value.isoformat(" ", "microseconds")
 
 
+def _sqlite_json(to_text: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """SQLite gives a column declared JSON numeric affinity: text that reads as a number is
+    stored as one, and an integer beyond 64 bits became a float (its digits lost). Such a
+    value goes as a BLOB, which SQLite stores as it is; reading it back decodes it as JSON."""
+    def process(value: Any) -> Any:
+        text = to_text(value)
+        if type(value) is int and not -(1 << 63) <= value < (1 << 63):
+            return text.encode()
+        return text
+    return process
+
+
 def bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """The function that turns a Python value into what the driver gets for ``column``."""
     impl = column.type.dialect_impl(dialect)
     if (dialect.name == "sqlite" and isinstance(column.type, UtcDateTime)
             and getattr(impl.impl, "_storage_format", None) == _SQLITE_DEFAULT_DATETIME):
         return _sqlite_utc_datetime
-    return impl.bind_processor(dialect)
+    processor = impl.bind_processor(dialect)
+    if dialect.name == "sqlite" and isinstance(column.type, JSON) and processor is not None:
+        return _sqlite_json(processor)
+    return processor
 
 
 _MODIFIERS = re.compile(r"\(.*\)")

@@ -120,6 +120,8 @@ def finish(rendered: str, time_spent: str | None, result_value: str | None, resu
     stored), or on SQLite a bare number."""
     if isinstance(result_source, (int, float)):
         result_source = _json(result_source)
+    elif isinstance(result_source, bytes):  # SQLite: an integer beyond 64 bits, kept as JSON text
+        result_source = result_source.decode()
     if result_value is None and (result_source is None or result_source == "null"):
         result = "null"
     else:
