@@ -161,3 +161,12 @@ def test_the_usual_date_time_form_parses_as_the_pattern_does(text: str) -> None:
     assert got == expected
     if isinstance(got, datetime):
         assert got.tzinfo is timezone.utc
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+    lambda d: d.replace(tzinfo=timezone.utc)))
+def test_both_texts_of_a_date_time_come_from_one_isoformat(value: datetime) -> None:
+    from lmsgate.schema.types import format_datetime
+    from lmsgate.store.bulk import _sqlite_utc_datetime, sqlite_datetime_texts
+
+    assert sqlite_datetime_texts(value) == (format_datetime(value), _sqlite_utc_datetime(value))

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.bulk.sources import Format, Record
 from lmsgate.schema import Completion, LmsCreateCompletionRequestDto
+from lmsgate.schema.common import NUL_FREE
 
 __all__ = ["FIELDS", "ColumnError", "CompletionRows", "Refused"]
 
@@ -171,8 +172,10 @@ class CompletionRows:
             problems.insert(0, "user_id: required (the learner who completed the learning object)")
         elif "\x00" in user_id:
             problems.insert(0, "user_id: NUL characters are not allowed")
+        raw = record.raw  # a JSON escape counts too: a passthrough cell, or a JSON Lines record
+        nul_free = "\x00" not in raw and "\\u0000" not in raw
         try:
-            parsed = LmsCreateCompletionRequestDto.model_validate(body)
+            parsed = LmsCreateCompletionRequestDto.model_validate(body, context=NUL_FREE if nul_free else None)
         except ValidationError as exc:
             problems.append(describe_validation_errors(list(exc.errors())))
         if problems:

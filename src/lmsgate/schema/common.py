@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 
 from lmsgate.schema.languages import LANGUAGE_CODES
 from lmsgate.schema.types import UtcDateTime
@@ -75,6 +75,12 @@ def find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
+NUL_FREE: dict[str, Any] = {"nul_free": True}
+"""Validation context (``model_validate(data, context=NUL_FREE)``) from a caller that has
+seen the whole text the data was read from and found no NUL in it (as ``\\u0000`` either, for
+JSON): the check above is skipped. A bulk import reads each record's text anyway."""
+
+
 class RequestModel(BaseModel):
     """Base for request bodies: strict JSON types, unknown keys ignored (as the SDK does)."""
 
@@ -82,7 +88,9 @@ class RequestModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
+    def _no_nul(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is NUL_FREE:  # the caller saw the text the data came from: no NUL in it
+            return data
         where = find_nul(data)
         if where:
             raise ValueError(f"{where}: NUL characters are not allowed")

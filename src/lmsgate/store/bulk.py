@@ -68,6 +68,17 @@ def _sqlite_utc_datetime(value: datetime | None) -> str | None:
     return value.isoformat(" ", "microseconds")
 
 
+def sqlite_datetime_texts(value: datetime) -> tuple[str, str]:
+    """An aware UTC datetime as the API writes it (``schema.types.format_datetime``) and as
+    SQLite stores it (``_sqlite_utc_datetime``), from one ``isoformat`` call: a bulk import
+    needs both for every completion (its dedupe key, and its row)."""
+    iso = value.isoformat()  # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00
+    if len(iso) == 25:  # no fraction
+        return iso[:19] + ".000Z", iso[:10] + " " + iso[11:19] + ".000000"
+    api = iso[:23] + "Z" if iso[23:26] == "000" else iso[:26] + "Z"
+    return api, iso[:10] + " " + iso[11:26]
+
+
 def _sqlite_json(to_text: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """SQLite gives a column declared JSON numeric affinity: text that reads as a number is
     stored as one, and an integer beyond 64 bits became a float (its digits lost). Such a
@@ -137,6 +148,7 @@ class Bulk:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
+        self.dialect_name: str = dialect.name
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
     def _plan(self, table: Table, conflict: tuple[str, ...]) -> _Plan:
@@ -185,15 +197,19 @@ class Bulk:
         processor. Needs no connection, so a bulk import binds its rows in other processes."""
         return self._tuples(self._plan(table, ()), rows)
 
-    def bind_rows(self, table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """:meth:`bind` for rows given as values in :meth:`columns` order."""
-        return self._tuples(self._plan(table, ()), rows, positional=True)
+    def bind_rows(self, table: Table, rows: Sequence[Sequence[Any]],
+                  bound: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+        """:meth:`bind` for rows given as values in :meth:`columns` order. The columns named
+        in ``bound`` hold values already as the driver gets them (see :func:`sqlite_datetime_texts`)."""
+        return self._tuples(self._plan(table, ()), rows, positional=True, bound=bound)
 
     @staticmethod
-    def _tuples(plan: _Plan, rows: Sequence[Any], *, positional: bool = False) -> list[tuple[Any, ...]]:
+    def _tuples(plan: _Plan, rows: Sequence[Any], *, positional: bool = False,
+                bound: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         columns = plan.columns
         pick = itemgetter(*columns)
-        converted = [(i, p, plan.nulls[i]) for i, p in enumerate(plan.processors) if p is not None]
+        skip = {columns.index(name) for name in bound}
+        converted = [(i, p, plan.nulls[i]) for i, p in enumerate(plan.processors) if p is not None and i not in skip]
         # Rows of one batch often share a value object (its created_at, say): convert it once.
         last_in: list[Any] = [None] * len(columns)
         last_out: list[Any] = list(plan.nulls)

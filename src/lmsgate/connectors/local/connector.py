@@ -39,7 +39,7 @@ from lmsgate.schema import (
 )
 from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiModel
 from lmsgate.store import tables as t
-from lmsgate.store.bulk import Bulk
+from lmsgate.store.bulk import Bulk, sqlite_datetime_texts
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
@@ -132,6 +132,10 @@ class CompletionRowBuilder:
         ts = _now()
         durations: dict[str | None, tuple[str | None, Any, int | None]] = {}
         acct = self.account_key
+        bulk = Bulk.for_driver(self.driver)
+        # On SQLite completed_at is bound here, with its text for the dedupe key: one
+        # isoformat call instead of two (the models give aware UTC datetimes).
+        sqlite = bulk.dialect_name == "sqlite"
         rows = []
         for user_id, body in items:
             spent = body.time_spent
@@ -140,14 +144,22 @@ class CompletionRowBuilder:
                 found = durations[spent] = m.duration_columns(spent)
             completed, result, score, ref = body.completed_at, body.result, body.score, \
                 body.learning_object_external_reference
-            when = m.dt(completed) if completed else None
+            stored: Any = completed
+            if completed is None:
+                when = None
+            elif sqlite and completed.tzinfo is timezone.utc:
+                when, stored = sqlite_datetime_texts(completed)
+            else:
+                when = m.dt(completed)
+                if sqlite:
+                    stored = bulk.bind_one(t.completions, "completed_at", completed)
             rows.append((
-                acct, new_id(), ts, ts, user_id, body.learning_object_id, ref, None, completed, *found,
+                acct, new_id(), ts, ts, user_id, body.learning_object_id, ref, None, stored, *found,
                 result.value if result else None, result.source_value if result else None,
                 score.percentage if score else None, score.raw_value if score else None,
                 body.passthrough, m.completion_key(user_id, ref, when),
             ))
-        return Bulk.for_driver(self.driver).bind_rows(t.completions, rows)
+        return bulk.bind_rows(t.completions, rows, bound=("completed_at",) if sqlite else ())
 
 
 class LocalConnector(Connector):

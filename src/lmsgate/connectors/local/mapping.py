@@ -42,8 +42,7 @@ def completion_key(user_id: str, reference: str, completed_at: str | None) -> st
         return dedupe_key(user_id, reference, completed_at)
     # dedupe_key's digest, with the parts joined here: this runs for every imported row.
     digest = hashlib.sha256(f"{user_id}\x00{reference}\x00{completed_at}".encode()).hexdigest()
-    c = completed_at
-    return c[0:4] + c[5:7] + c[8:10] + c[11:13] + c[14:16] + c[17:19] + digest[:50]
+    return completed_at[:19].replace("-", "").replace("T", "").replace(":", "") + digest[:50]
 
 
 def duration_columns(text: str | None) -> tuple[str | None, Decimal | None, int | None]:
