@@ -105,6 +105,8 @@ def test_raw_true_returns_the_raw_log_and_false_omits_it(tenant: Tenant) -> None
     with_raw = tenant.get("/unified/lms/completions", params={"raw": "true"}).json()
     assert with_raw["raw"][0]["method"] == "GET" and with_raw["raw"][0]["url"]
     assert len(with_raw["raw"][0]["response"]) == 2
+    stored = with_raw["raw"][0]["response"][0]  # the row as stored, the account named by its id
+    assert stored["account_id"] == tenant.account_id and "account_key" not in stored
     assert "raw" not in tenant.get("/unified/lms/completions", params={"raw": "false"}).json()
     assert_stackone_error(tenant.get("/unified/lms/completions", params={"raw": "maybe"}), 400, "raw")
 

@@ -90,8 +90,11 @@ async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work, limiter=_store_limiter())
 
 
-def _raw_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{str(k): (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+def _raw_rows(rows: list[dict[str, Any]], account_id: str) -> list[dict[str, Any]]:
+    """Stored rows as the raw log shows them: the account by its id, not the store's key."""
+    return [{("account_id" if k == "account_key" else str(k)):
+             (account_id if k == "account_key" else v.isoformat() if isinstance(v, datetime) else v)
+             for k, v in r.items()} for r in rows]
 
 
 LOCAL_SPEC = ConnectorSpec(
@@ -183,13 +186,13 @@ class LocalConnector(Connector):
 
     # ---------------------------------------------------------------- shared
     def _listed(self, ctx: CallContext, table: Table, page: Page, to_wire: Callable[[dict], Wire]) -> ListResult:
-        ctx.log_raw("GET", f"local://{table.name}", response=lambda: _raw_rows(page.items))
+        ctx.log_raw("GET", f"local://{table.name}", response=lambda: _raw_rows(page.items, ctx.account.id))
         return ListResult(
             items=[to_wire(r) for r in page.items], next_last_id=page.last_id if page.has_more else None
         )
 
     def _got(self, ctx: CallContext, table: Table, row: dict | None, what: str, rid: str) -> dict:
-        ctx.log_raw("GET", f"local://{table.name}/{rid}", response=lambda: _raw_rows([row])[0] if row else None)
+        ctx.log_raw("GET", f"local://{table.name}/{rid}", response=lambda: _raw_rows([row], ctx.account.id)[0] if row else None)
         if row is None:
             raise NotFound(f"{what} {rid} not found on account {ctx.account.id}")
         return row
@@ -487,7 +490,7 @@ class LocalConnector(Connector):
 
         def work() -> ListResult:
             rows = self.store.list(t.content, acct, page, where)
-            ctx.log_raw("GET", "local://content", response=lambda: _raw_rows(rows.items))
+            ctx.log_raw("GET", "local://content", response=lambda: _raw_rows(rows.items, ctx.account.id))
             return ListResult(
                 items=self._content_to_wire(acct, rows.items),
                 next_last_id=rows.last_id if rows.has_more else None,
@@ -554,7 +557,7 @@ class LocalConnector(Connector):
 
         def work() -> ListResult:
             rows = self.store.list(t.courses, acct, page, where)
-            ctx.log_raw("GET", "local://courses", response=lambda: _raw_rows(rows.items))
+            ctx.log_raw("GET", "local://courses", response=lambda: _raw_rows(rows.items, ctx.account.id))
             return ListResult(
                 items=self._courses_to_wire(acct, rows.items),
                 next_last_id=rows.last_id if rows.has_more else None,
