@@ -43,8 +43,8 @@ os.register_at_fork(after_in_child=_forget_random_state)
 
 
 def _random_bytes(n: int) -> bytes:
-    """``n`` bytes from the OS's random source, read a block at a time: one system call per
-    few hundred ids (a call per id showed in the request profile)."""
+    """``n`` bytes from the OS's random source, read a block at a time, for :func:`random_hex`
+    (request ids): one system call per few hundred (a call each showed in the request profile)."""
     state = _local.__dict__
     block, at = state.get("block", b""), state.get("at", 0)
     if at + n > len(block):

@@ -92,9 +92,11 @@ async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
 
 def _raw_rows(rows: list[dict[str, Any]], account_id: str) -> list[dict[str, Any]]:
     """Stored rows as the raw log shows them: the account by its id, not the store's key."""
-    return [{("account_id" if k == "account_key" else str(k)):
-             (account_id if k == "account_key" else v.isoformat() if isinstance(v, datetime) else v)
-             for k, v in r.items()} for r in rows]
+    def shown(k: str, v: Any) -> tuple[str, Any]:
+        if k == "account_key":
+            return "account_id", account_id
+        return str(k), v.isoformat() if isinstance(v, datetime) else v
+    return [dict(shown(k, v) for k, v in r.items()) for r in rows]
 
 
 LOCAL_SPEC = ConnectorSpec(

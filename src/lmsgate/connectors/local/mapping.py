@@ -24,8 +24,12 @@ def dt(value: datetime | None) -> str | None:
 
 
 def dedupe_key(*parts: str | None) -> str:
-    """A stable key for "the same record": SHA-256 over the parts, NUL-separated."""
-    joined = "\x00".join("" if p is None else p for p in parts)
+    """A stable key for "the same record": SHA-256 over the parts, NUL-separated, a None part
+    counting as empty. Runs for every imported row: parts without a None are joined in C."""
+    try:
+        joined = "\x00".join(parts)  # type: ignore[arg-type]
+    except TypeError:
+        joined = "\x00".join("" if p is None else p for p in parts)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
@@ -38,10 +42,9 @@ def completion_key(user_id: str, reference: str, completed_at: str | None) -> st
     of a big import to some page of the whole index: a bare insert of 1,000,000 prepared rows
     ran at 22,000 rows/s with random keys and 38,000 with these. Without ``completed_at`` it
     is the plain 64-digit hash. Migration 0005 rewrote the keys stored before."""
+    digest = dedupe_key(user_id, reference, completed_at)
     if completed_at is None:
-        return dedupe_key(user_id, reference, completed_at)
-    # dedupe_key's digest, with the parts joined here: this runs for every imported row.
-    digest = hashlib.sha256(f"{user_id}\x00{reference}\x00{completed_at}".encode()).hexdigest()
+        return digest
     return completed_at[:19].replace("-", "").replace("T", "").replace(":", "") + digest[:50]
 
 

@@ -81,21 +81,21 @@ def _alter_in_place(name: str, primary: list[str], uniques: list[list[str]], ind
 
 def _copy(conn: sa.Connection, name: str, primary: list[str], uniques: list[list[str]], indexes: list[list[str]]) -> None:
     old = sa.Table(name, sa.MetaData(), autoload_with=conn)
-    kept = [c.name for c in old.columns if c.name != "account_id"]
+    kept = [c for c in old.columns if c.name != "account_id"]
     metadata = sa.MetaData(naming_convention=NAMING)
     sa.Table("accounts", metadata, sa.Column("key", sa.Integer))  # for the foreign key only
     new = sa.Table(
         name, metadata,
         sa.Column("account_key", sa.Integer, sa.ForeignKey("accounts.key"), nullable=False),
-        *[sa.Column(c.name, c.type, nullable=c.nullable) for c in old.columns if c.name != "account_id"],
+        *[sa.Column(c.name, c.type, nullable=c.nullable) for c in kept],
         sa.PrimaryKeyConstraint("account_key", *primary),
         *[sa.UniqueConstraint("account_key", *u) for u in uniques],
         *[sa.Index(None, "account_key", *i) for i in indexes],
     )
     op.execute(f"ALTER TABLE {name} RENAME TO {name}_before_0006")
     new.create(conn)
-    columns = ", ".join(f'"{c}"' for c in kept)
-    copied = ", ".join(f'o."{c}"' for c in kept)
+    columns = ", ".join(f'"{c.name}"' for c in kept)
+    copied = ", ".join(f'o."{c.name}"' for c in kept)
     op.execute(f"INSERT INTO {name} (account_key, {columns}) SELECT accounts.key, {copied} "
                f"FROM {name}_before_0006 AS o JOIN accounts ON accounts.id = o.account_id")
     op.execute(f"DROP TABLE {name}_before_0006")
