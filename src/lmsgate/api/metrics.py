@@ -20,6 +20,7 @@ provider, so the metrics leak nothing across tenants and stay small.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,6 +58,9 @@ class Metrics:
             "lmsgate_delivery_queue_depth",
             "Deliveries pending or being delivered, all projects (the same in every process).", registry=r)
         self.delivery_queue_depth.set(0)
+        # The labelled series of each (operation, method, status): finding one by its labels
+        # takes a lock and builds a key, which every request would otherwise pay twice.
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def track_delivery_queue(self, depth: Callable[[], int]) -> None:
         """Read the delivery queue's depth at each scrape (blocking: render in a thread)."""
@@ -66,8 +70,14 @@ class Metrics:
         self.request_logs_pending.set_function(lambda: float(pending()))
 
     def observe_request(self, operation: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(operation, method, str(status)).inc()
-        self.latency.labels(operation).observe(seconds)
+        key = (operation, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            # bounded: operations and methods are the routes', statuses are the HTTP codes
+            series = self._request_series[key] = (self.requests.labels(operation, method, str(status)),
+                                                  self.latency.labels(operation))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_provider_call(self, provider: str, outcome: str, seconds: float) -> None:
         self.provider_calls.labels(provider, outcome).inc()

@@ -23,7 +23,6 @@ request's context, whatever the configured log level, without printing more than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import threading
@@ -276,8 +275,9 @@ class RequestLogWriter:
         return redactor
 
     def _row(self, r: RequestRecord, extra: dict[str, Any]) -> dict[str, Any]:
-        redactor = self._redactor(tuple(s for s in extra.get("secrets", ()) if s))
-        headers = redactor.headers(extra.get("request_headers", []))
+        redactor = self._redactor(_caller_secrets(extra.get("authorization")))
+        headers = redactor.headers((k.decode("latin-1"), v.decode("latin-1"))
+                                   for k, v in extra.get("request_headers", ()))
         url = redactor.url(r.path + ("?" + r.query if r.query else ""))
         response_body = self._body(extra.get("response_body", b""), redactor, extra.get("response_truncated", False))
         provider_errors = response_body.get("provider_errors") if isinstance(response_body, dict) else None
@@ -306,6 +306,19 @@ class RequestLogWriter:
             "duration_ms": extra["duration_ms"], "started_at": r.started_at, "source_ip": r.client,
             "detail": detail,
         }
+
+
+@lru_cache(maxsize=256)
+def _caller_secrets(authorization: str | None) -> tuple[str, ...]:
+    """The caller's API key, from its ``Authorization`` header, to mask wherever it appears."""
+    from lmsgate.api.deps import basic_username
+    from lmsgate.errors import Unauthorized
+
+    try:
+        key = basic_username(authorization)
+    except Unauthorized:  # undecodable: the header is masked by name anyway
+        return ()
+    return (key,) if key else ()
 
 
 def _cut(text: str, limit: int = 2048) -> str:
@@ -452,21 +465,15 @@ class Observe:
         if self.writer is None or not record.project_id or record.path.startswith(NOT_LOGGED):
             return
         service, resource, sub_resource = _resource_names(getattr(route, "path", None))
-        secrets = []
-        if authorization:
-            from lmsgate.api.deps import basic_username
-            from lmsgate.errors import Unauthorized
-
-            with contextlib.suppress(Unauthorized):  # undecodable: the header is masked by name anyway
-                secrets.append(basic_username(authorization))
         if (record.method == "GET" and status < 400 and len(response_body) > self.writer.read_body_bytes):
             # a successful read: its answer kept shorter (LMSGATE_REQUEST_LOG_READ_BODY_BYTES)
             response_body = response_body[: self.writer.read_body_bytes]
             truncated = {**truncated, "response": True}
+        # Only what the request already holds: decoding and masking happen in the writer's thread.
         self.writer.add(record, {
             "status": status, "duration_ms": duration_ms, "operation": operation, "service": service,
-            "resource": resource, "sub_resource": sub_resource, "secrets": secrets,
-            "request_headers": [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            "resource": resource, "sub_resource": sub_resource, "authorization": authorization,
+            "request_headers": scope["headers"],
             "request_body": bytes(request_body), "request_truncated": truncated["request"],
             "response_body": bytes(response_body), "response_truncated": truncated["response"],
         })

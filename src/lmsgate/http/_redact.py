@@ -106,6 +106,8 @@ class Redactor:
         return self._pattern.sub(MASK, value)
 
     def url(self, url: str) -> str:
+        if "?" not in url and "@" not in url:  # no query, no user info: only secrets by value
+            return self.text(url)
         parts = urlsplit(url)
         netloc = parts.netloc
         if "@" in netloc:

@@ -143,6 +143,23 @@ class _Plan:
     """PostgreSQL: ``INSERT … SELECT`` of the rows of a JSON array given as the one parameter."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Conversions:
+    plan: _Plan
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    """The row's values in column order, picked in C (when every column is given)."""
+    converted: tuple[tuple[int, Callable[[Any], Any], Any], ...]
+    """(position, bind processor, what None becomes) of each column that needs converting."""
+
+
+def _picked(row: Mapping[str, Any], pick: Callable[[Mapping[str, Any]], tuple[Any, ...]],
+            columns: tuple[str, ...]) -> list[Any]:
+    try:
+        return list(pick(row))  # every column given
+    except KeyError:
+        return [row.get(c) for c in columns]
+
+
 class Bulk:
     """Insert-unless-present and look-up for many rows at once, for one dialect."""
 
@@ -150,6 +167,7 @@ class Bulk:
         self._dialect = dialect
         self.dialect_name: str = dialect.name
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+        self._conversions: dict[tuple[str, tuple[str, ...]], _Conversions] = {}
 
     def _plan(self, table: Table, conflict: tuple[str, ...]) -> _Plan:
         plan = self._plans.get((table.name, conflict))
@@ -195,33 +213,52 @@ class Bulk:
         """``rows`` (column name → value; missing columns are NULL) as the driver gets them:
         one tuple per row, in :meth:`columns` order, each value through its column's bind
         processor. Needs no connection, so a bulk import binds its rows in other processes."""
-        return self._tuples(self._plan(table, ()), rows)
+        return self._tuples(self._conversions_of(table, ()), rows)
 
     def bind_rows(self, table: Table, rows: Sequence[Sequence[Any]],
-                  bound: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+                  bound: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
         """:meth:`bind` for rows given as values in :meth:`columns` order. The columns named
         in ``bound`` hold values already as the driver gets them (see :func:`sqlite_datetime_texts`)."""
-        return self._tuples(self._plan(table, ()), rows, positional=True, bound=bound)
+        return self._tuples(self._conversions_of(table, bound), rows, positional=True)
+
+    def _conversions_of(self, table: Table, bound: tuple[str, ...]) -> _Conversions:
+        """What binding a row of ``table`` does, worked out once per table and ``bound``: a
+        single posted completion is bound on its own, and this was most of its cost."""
+        found = self._conversions.get((table.name, bound))
+        if found is None:
+            plan = self._plan(table, ())
+            skip = {plan.columns.index(name) for name in bound}
+            found = self._conversions[(table.name, bound)] = _Conversions(
+                plan=plan, pick=itemgetter(*plan.columns),
+                converted=tuple((i, p, plan.nulls[i]) for i, p in enumerate(plan.processors)
+                                if p is not None and i not in skip))
+        return found
 
     @staticmethod
-    def _tuples(plan: _Plan, rows: Sequence[Any], *, positional: bool = False,
-                bound: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    def _tuples(conversions: _Conversions, rows: Sequence[Any], *,
+                positional: bool = False) -> list[tuple[Any, ...]]:
+        plan, pick, converted = conversions.plan, conversions.pick, conversions.converted
         columns = plan.columns
-        pick = itemgetter(*columns)
-        skip = {columns.index(name) for name in bound}
-        converted = [(i, p, plan.nulls[i]) for i, p in enumerate(plan.processors) if p is not None and i not in skip]
+        if len(rows) == 1:  # nothing to share between rows; columns may share one (created_at, updated_at)
+            values = list(rows[0]) if positional else _picked(rows[0], pick, columns)
+            last_p: Any = None
+            last_v = last_o = None
+            for i, p, null in converted:
+                v = values[i]
+                if v is None:
+                    values[i] = null
+                elif v is last_v and p is last_p:
+                    values[i] = last_o
+                else:
+                    values[i] = last_o = p(v)
+                    last_v, last_p = v, p
+            return [tuple(values)]
         # Rows of one batch often share a value object (its created_at, say): convert it once.
         last_in: list[Any] = [None] * len(columns)
         last_out: list[Any] = list(plan.nulls)
         out = []
         for row in rows:
-            if positional:
-                values = list(row)
-            else:
-                try:
-                    values = list(pick(row))  # every column given: picked in C
-                except KeyError:
-                    values = [row.get(c) for c in columns]
+            values = list(row) if positional else _picked(row, pick, columns)
             for i, p, null in converted:
                 v = values[i]
                 if v is None:
