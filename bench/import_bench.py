@@ -16,7 +16,7 @@ peak RSS under 300 MB whatever the file size (judged on the RSS sum, the stricte
 
 Beside each import it measures a ceiling on the same machine, in the same run: rows of the
 same shape (the file's learners, learning objects and times), already converted, inserted into an empty database with the same tables, indexes
-and durability settings by the bare driver (SQLite ``executemany``; PostgreSQL one
+and durability settings by the bare driver, with the statements the store sends (SQLite ``executemany``; PostgreSQL one
 ``INSERT … SELECT`` from a JSON array of the rows, as the import sends them), with no parsing,
 validation or Python per row. On a shared machine
 the ratio to that ceiling is steadier than the absolute numbers.
@@ -186,7 +186,6 @@ def ceiling(url: str, rows: int) -> float:
     account = container.store.account_key(container.tenancy.create_account(project, "local").id)
     now = datetime.now(timezone.utc)
     bulk = Bulk(container.engine.dialect)
-    plan = bulk._plan(t.completions, ("account_key", "dedupe_key"))
     # One transaction per write of the import: ROWS_PER_TRANSACTION rows on SQLite, a batch
     # of 5,000 on PostgreSQL.
     batch = ROWS_PER_TRANSACTION if container.engine.dialect.name == "sqlite" else 5000
@@ -196,7 +195,7 @@ def ceiling(url: str, rows: int) -> float:
         # The learners, learning objects and times of the file's rows (they decide where each
         # row lands in the indexes), with fixed values for the rest.
         chunk = [next(source) for _ in range(min(batch, rows - start))]
-        values = bulk._tuples(plan, [{
+        values = bulk.bind(t.completions, [{
             "account_key": account, "id": new_id(), "created_at": now, "updated_at": now,
             "user_id": user, "learning_object_id": None,
             "learning_object_external_reference": ref, "learning_object_type": None,
@@ -207,13 +206,8 @@ def ceiling(url: str, rows: int) -> float:
             "dedupe_key": completion_key(user, ref, dt(when)),
         } for user, ref, text, *_ in chunk])
         started = time.monotonic()
-        with container.engine.begin() as conn:
-            if container.engine.dialect.name == "postgresql":
-                bulk._as_json(conn, plan, values)
-            else:
-                cursor = conn.connection.dbapi_connection.cursor()
-                cursor.executemany(plan.insert_sql, values)
-                cursor.close()
+        with container.engine.begin() as conn:  # the statement the store sends, nothing around it
+            bulk.insert_bound(conn, t.completions, values, ("account_key", "dedupe_key"))
         elapsed += time.monotonic() - started
     container.engine.dispose()
     return rows / elapsed

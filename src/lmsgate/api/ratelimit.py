@@ -199,11 +199,13 @@ class RateLimit:
                 return "auth_failures", retry_after, (
                     f"Too many requests: this address failed to authenticate more than "
                     f"{self.failures_per_minute} times a minute; retry after {retry_after} s")
+        if self.keys is None:
+            return None
         try:
             key = basic_username(header)
         except Unauthorized:
             key = None
-        if key and self.keys is not None:
+        if key:
             wait = await _call(self.keys, "take", _bucket_name(key))
             if wait:
                 retry_after = max(1, math.ceil(wait))
