@@ -73,19 +73,28 @@ def run_with(container: Container | None, work: Callable[[], Awaitable[T]]) -> T
 
 
 def settle_gc() -> None:
-    """Tune the garbage collector for a long-running server, once everything is loaded.
+    """Tune the garbage collector and the interpreter lock for a long-running server, once
+    everything is loaded.
 
     Freezing moves the objects that live as long as the process (modules, the app, its
     models) out of the collector's sight, so full collections stop walking them, and young
     collections run every 50,000 allocations instead of 700. Measured on POST completions:
-    p99 from 94-100 ms to 37-40 ms, throughput up 6-10 %, RSS unchanged. Only ``serve`` and
-    ``worker`` call this; tests and library users keep Python's defaults.
+    p99 from 94-100 ms to 37-40 ms, throughput up 6-10 %, RSS unchanged.
+
+    The switch interval is how long a thread may keep the interpreter lock while another
+    waits for it. The server's event loop shares the lock with the threads that commit
+    completions and write request logs; at 1 ms instead of 5 ms the loop waits less behind
+    them. Measured on POST completions (6 s of wrk, three pairs): p99 60-77 ms to 48-59 ms.
+
+    Only ``serve`` and ``worker`` call this; tests and library users keep Python's defaults.
     """
     import gc
+    import sys
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
+    sys.setswitchinterval(0.001)
 
 
 def paragraphs(text: str) -> str:

@@ -106,8 +106,12 @@ class Redactor:
         return self._pattern.sub(MASK, value)
 
     def url(self, url: str) -> str:
-        if "?" not in url and "@" not in url:  # no query, no user info: only secrets by value
+        if ("?" not in url and "@" not in url and "#" not in url and url.isprintable()
+                and not url.startswith(" ")):  # nothing urlsplit would mask, drop or rewrite
             return self.text(url)
+        return self._split_url(url)
+
+    def _split_url(self, url: str) -> str:
         parts = urlsplit(url)
         netloc = parts.netloc
         if "@" in netloc:
