@@ -10,8 +10,9 @@ If a batch fails as a whole, its items are retried one by one so that one bad it
 fail its neighbours.
 
 ``max_in_flight`` transactions may be open at once. SQLite has one writer, so one is right
-there; PostgreSQL takes concurrent writers, and while one batch waits on its round trips the
-next can already be on its way, so there a few are allowed.
+there. PostgreSQL takes concurrent writers, but more than one in flight splits the waiting
+writes into smaller batches, each paying its own round trips and commit: the local store
+measured better with one on both (see ``LocalConnector``).
 """
 
 from __future__ import annotations
