@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from support import Tenant, assert_stackone_error
 
@@ -184,3 +186,53 @@ def test_courses_list_their_content(tenant: Tenant) -> None:
                              json={"learning_object_external_reference": "course-1"}).json()["data"]["id"]
     data = tenant.get(f"/unified/lms/completions/{completion}").json()["data"]
     assert data["learning_object_type"]["value"] == "course" and data["course_id"] == course_id
+
+
+def test_concurrent_content_upserts_share_commits_but_not_records(tenant: Tenant, other_tenant: Tenant) -> None:
+    """Single upserts that arrive together are written in one transaction (group commit).
+    Each must still land as if sent alone: the same reference twice is one record, each
+    account keeps its own, and one upsert the store refuses fails alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    refs = [f"sync-{i}" for i in range(12)]
+    sends = [(who, ref, title) for ref in refs for who in (tenant, other_tenant) for title in ("A", "B")]
+    long_ref = "x" * 300  # over the column's 255: PostgreSQL refuses it, SQLite keeps it
+
+    def put(send: tuple[Tenant, str, str]) -> tuple[Tenant, str, Any]:
+        who, ref, title = send
+        return who, ref, who.put("/unified/lms/content", json={"external_reference": ref, "title": title})
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(put, [*sends[:20], (tenant, long_ref, "long"), *sends[20:]]))
+
+    ids: dict[tuple[int, str], set[str]] = {}
+    for who, ref, response in results:
+        if ref == long_ref:
+            assert response.status_code in (201, 422), response.text
+            if response.status_code == 422:
+                assert_stackone_error(response, 422, "external_reference")
+            continue
+        assert response.status_code == 201, response.text
+        ids.setdefault((id(who), ref), set()).add(response.json()["data"]["id"])
+    assert all(len(found) == 1 for found in ids.values())  # the second upsert found the first
+    assert len({i for found in ids.values() for i in found}) == 2 * len(refs)  # accounts apart
+    for who in (tenant, other_tenant):
+        listed = who.get("/unified/lms/content", params={"page_size": 100}).json()["data"]
+        mine = {c["external_reference"]: c for c in listed if c["external_reference"] != long_ref}
+        assert set(mine) == set(refs)
+        assert {c["title"] for c in mine.values()} <= {"A", "B"}
+
+
+@pytest.mark.parametrize("path", ["/unified/lms/content", "/unified/lms/courses", "/unified/lms/users/learner-9"])
+def test_an_external_reference_longer_than_the_store_holds(tenant: Tenant, backend: str, path: str) -> None:
+    """PostgreSQL holds 255 characters there: longer is a 422 naming the field (it was a 500),
+    and nothing stored before is lost. SQLite does not enforce lengths, and keeps it."""
+    kept = tenant.put("/unified/lms/content", json={"external_reference": "kept", "title": "Kept"})
+    assert kept.status_code == 201
+    response = tenant.put(path, json={"external_reference": "r" * 300})
+    if backend == "postgresql":
+        assert_stackone_error(response, 422, "external_reference", "at most 255")
+    else:
+        assert response.status_code == 201, response.text
+    listed = tenant.get("/unified/lms/content").json()["data"]
+    assert [c["title"] for c in listed if c["external_reference"] == "kept"] == ["Kept"]

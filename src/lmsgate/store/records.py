@@ -6,6 +6,7 @@ answers after the call has a durable write (SQLite: WAL with ``synchronous=FULL`
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lmsgate.errors import Unprocessable
@@ -33,6 +34,27 @@ LEARNER_CACHE = 20_000
 """Learner ids a store remembers as stored, unless told otherwise: a server's recent learners,
 about 4 MB. At 200,000 a 5-minute run of posts, each for a new learner, grew the server by
 38% (149 MB to 206 MB); a bulk import raises it (``learner_cache``)."""
+
+
+_WRITTEN_TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
+
+
+def refusal(exc: DBAPIError) -> Unprocessable:
+    """What the caller is told when the database refuses a write (on PostgreSQL, a text longer
+    than its column). The column is named when the statement's parameters show which value
+    was too long: PostgreSQL's own message does not say."""
+    reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+    names: list[str] = []
+    found = _WRITTEN_TABLE.match(exc.statement or "")
+    table = t.metadata.tables.get(found.group(1)) if found else None
+    params = exc.params if isinstance(exc.params, dict) else {}
+    if table is not None:
+        for column in table.columns:
+            value, length = params.get(column.name), getattr(column.type, "length", None)
+            if isinstance(value, str) and length and len(value) > length:
+                names.append(f"{column.name} ({len(value)} characters; at most {length})")
+    where = ", ".join(names) + ": " if names else ""
+    return Unprocessable(f"{where}the store refused the record: {reason}")
 
 
 class LmsStore:
@@ -95,14 +117,17 @@ class LmsStore:
             yield current
             return
         committed: list[Callable[[], None]] = []
-        with writing(self.engine) as conn:
-            self._local.conn = conn
-            self._local.on_commit = committed
-            try:
-                yield conn
-            finally:
-                self._local.conn = None
-                self._local.on_commit = None
+        try:
+            with writing(self.engine) as conn:
+                self._local.conn = conn
+                self._local.on_commit = committed
+                try:
+                    yield conn
+                finally:
+                    self._local.conn = None
+                    self._local.on_commit = None
+        except (DataError, IntegrityError) as exc:  # a value the database will not hold: the caller's 422
+            raise refusal(exc) from exc
         for fn in committed:
             fn()
 
@@ -226,8 +251,7 @@ class LmsStore:
                 else:
                     ids = self._ids_by_dedupe_key(conn, table, list(firsts))
         except (DataError, IntegrityError) as exc:
-            reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
-            raise Unprocessable(f"the store refused the record: {reason}") from exc
+            raise refusal(exc) from exc
         out = []
         for v in values:
             rid = ids[(v[acct_at], v[key_at])]
