@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from support import Tenant, assert_stackone_error
+
+from lmsgate.store.pagination import PageRequest
 
 
 def test_assignment_round_trip_and_filters(tenant: Tenant) -> None:
@@ -236,3 +239,35 @@ def test_an_external_reference_longer_than_the_store_holds(tenant: Tenant, backe
         assert response.status_code == 201, response.text
     listed = tenant.get("/unified/lms/content").json()["data"]
     assert [c["title"] for c in listed if c["external_reference"] == "kept"] == ["Kept"]
+
+
+def test_a_batch_upsert_lands_as_the_same_upserts_one_by_one(tenant: Tenant, other_tenant: Tenant) -> None:
+    """The store writes a batch in a few statements; the result must be what writing its
+    items one after another gives: repeats update the row their first occurrence made, and
+    keys stored before are updated, not duplicated."""
+    import random
+
+    from lmsgate.ids import new_id
+    from lmsgate.store import tables as t
+
+    store = tenant.container.store
+    rng = random.Random(7)
+    for round_ in range(4):
+        keys = [f"k{rng.randrange(12)}" for _ in range(rng.randrange(1, 30))]
+        docs = [{"id": new_id(), "external_reference": k, "active": rng.randrange(2),
+                 "doc": {"title": f"{k}-{round_}-{i}"}} for i, k in enumerate(keys)]
+        ts = datetime.now(timezone.utc)
+        batch = store.upsert_docs(t.content, tenant.account_id, [dict(d) for d in docs], ts)
+        alone = [r for d in docs for r in store.upsert_docs(t.content, other_tenant.account_id,
+                                                              [{**d, "id": new_id()}], ts)]
+        assert [created for _, created in batch] == [created for _, created in alone]
+        for (id_a, _), (id_b, _), key in zip(batch, alone, keys):  # one row per key, in both
+            assert [i for (i, _), k in zip(batch, keys) if k == key] == [id_a] * keys.count(key)
+            assert [i for (i, _), k in zip(alone, keys) if k == key] == [id_b] * keys.count(key)
+
+    def stored(account: str) -> dict[str, tuple[Any, ...]]:
+        rows = store.list(t.content, account, PageRequest(page_size=100)).items
+        return {r["external_reference"]: (r["active"], r["doc"]["title"]) for r in rows}
+
+    assert stored(tenant.account_id) == stored(other_tenant.account_id)
+    assert len(stored(tenant.account_id)) == len(set(stored(tenant.account_id)))

@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -364,31 +365,40 @@ class LmsStore:
         """Create or replace documents keyed by ``key`` within the account, in one transaction.
 
         Each item of ``docs`` holds the column values plus ``doc``; a new row takes the
-        ``id`` given in it. Returns ``(id, created)`` per item, in order.
+        ``id`` given in it. Returns ``(id, created)`` per item, in order. The result is what
+        writing them one after another gives (a key repeated later in ``docs`` replaces the
+        row its first occurrence made), in a few statements: one look-up for every key, one
+        insert and one update for all rows (a batch of 1,000 took 1,000 of each before).
         """
+        docs = list(docs)
         out: list[tuple[str, bool]] = []
         with self.transaction() as conn:
             account_key = self.account_key(account_id, conn)
+            wanted = list(dict.fromkeys(v[key] for v in docs if v[key] is not None))
+            ids: dict[Any, str] = self._bulk.find(conn, table, account_key, key, wanted, "id") if wanted else {}
+            inserts: list[Row] = []
+            updates: list[Row] = []
             for values in docs:
-                found = conn.execute(
-                    select(table.c.id).where(table.c.account_key == account_key, table.c[key] == values[key])
-                ).scalar()
+                found = ids.get(values[key]) if values[key] is not None else None
                 if found:
                     row = {k: v for k, v in values.items() if k != "id"}
                     row["doc"] = {**row["doc"], "id": found}
-                    conn.execute(
-                        update(table)
-                        .where(table.c.account_key == account_key, table.c.id == found)
-                        .values(**row, updated_at=ts)
-                    )
+                    row.update(updated_at=ts, _account_key=account_key, _id=found)
+                    updates.append(row)
                     out.append((found, False))
                 else:
-                    conn.execute(
-                        self._insert(table).values(
-                            account_key=account_key, created_at=ts, updated_at=ts, **values
-                        )
-                    )
+                    row = {"account_key": account_key, "created_at": ts, "updated_at": ts, **values}
+                    inserts.append(row)
+                    if values[key] is not None:
+                        ids[values[key]] = values["id"]
                     out.append((values["id"], True))
+            # One statement per run of rows with the same columns, in order: a key updated
+            # twice keeps its last values.
+            for _, rows in groupby(inserts, key=tuple):
+                conn.execute(self._insert(table), list(rows))
+            for _, rows in groupby(updates, key=tuple):
+                conn.execute(update(table).where(table.c.account_key == bindparam("_account_key"),
+                                                 table.c.id == bindparam("_id")), list(rows))
         return out
 
     def update_doc(self, table: Table, account_id: str, record_id: str, values: Row, ts: datetime) -> bool:
