@@ -239,20 +239,17 @@ class LmsStore:
             return []
         col = {name: i for i, name in enumerate(self._bulk.columns(table))}
         acct_at, key_at, id_at = col["account_key"], col["dedupe_key"], col["id"]
-        try:
-            with self.transaction() as conn:
-                self._ensure_learners(conn, values, acct_at, col["user_id"])
-                values = self._with_learning_objects(conn, table, values, col)
-                firsts: dict[tuple[int, str], tuple[Any, ...]] = {}
-                for v in values:
-                    firsts.setdefault((v[acct_at], v[key_at]), v)
-                inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_key", "dedupe_key"))
-                if inserted == len(firsts):
-                    ids = {key: v[id_at] for key, v in firsts.items()}
-                else:
-                    ids = self._ids_by_dedupe_key(conn, table, list(firsts))
-        except (DataError, IntegrityError) as exc:
-            raise refusal(exc) from exc
+        with self.transaction() as conn:  # a refused row is a 422 (see transaction)
+            self._ensure_learners(conn, values, acct_at, col["user_id"])
+            values = self._with_learning_objects(conn, table, values, col)
+            firsts: dict[tuple[int, str], tuple[Any, ...]] = {}
+            for v in values:
+                firsts.setdefault((v[acct_at], v[key_at]), v)
+            inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_key", "dedupe_key"))
+            if inserted == len(firsts):
+                ids = {key: v[id_at] for key, v in firsts.items()}
+            else:
+                ids = self._ids_by_dedupe_key(conn, table, list(firsts))
         out = []
         for v in values:
             rid = ids[(v[acct_at], v[key_at])]
@@ -379,7 +376,7 @@ class LmsStore:
             inserts: list[Row] = []
             updates: list[Row] = []
             for values in docs:
-                found = ids.get(values[key]) if values[key] is not None else None
+                found = ids.get(values[key])  # a None key is never looked up nor remembered
                 if found:
                     row = {k: v for k, v in values.items() if k != "id"}
                     row["doc"] = {**row["doc"], "id": found}

@@ -6,9 +6,9 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, Text, cast, insert, select, update

@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -445,26 +447,27 @@ class LocalConnector(Connector):
         return WriteResult(id=cid, remote_id=cid, created=created, external_reference=body.external_reference)
 
     def _write_content_upserts(self, items: list[tuple[str, LmsUpsertContentRequestDto]]) -> list[tuple[str, bool]]:
-        """Upserts that arrived together, one after the other in one transaction: one commit
-        (and one disk flush) for all. Each sees the ones before it, as if sent one by one."""
+        """Upserts that arrived together, in one transaction: one commit (and one disk flush)
+        for all. Each run of one account's upserts is written as a batch is, which gives what
+        writing them one after another gives."""
         ts = _now()
         out = []
         with self.store.transaction():
-            for acct, body in items:
-                out.extend(self.store.upsert_docs(
-                    t.content, acct, [{"id": new_id(), **self._content_values(acct, body, ts)}], ts))
+            for acct, run in groupby(items, key=itemgetter(0)):
+                out.extend(self._upsert_content(acct, [body for _, body in run], ts))
         return out
+
+    def _upsert_content(self, acct: str, items: Sequence[LmsUpsertContentRequestDto],
+                        ts: datetime) -> list[tuple[str, bool]]:
+        """Create or replace content items of one account, in order (see ``LmsStore.upsert_docs``)."""
+        docs = [{"id": new_id(), **self._content_values(acct, item, ts)} for item in items]
+        return self.store.upsert_docs(t.content, acct, docs, ts)
 
     async def batch_upsert_content(self, ctx: CallContext,
                                    items: list[LmsUpsertContentRequestDto]) -> list[WriteResult]:
         acct = ctx.account.id
 
-        def work() -> list[tuple[str, bool]]:
-            ts = _now()
-            docs = [{"id": new_id(), **self._content_values(acct, item, ts)} for item in items]
-            return self.store.upsert_docs(t.content, acct, docs, ts)
-
-        results = await _in_one_transaction(self.store, work)
+        results = await _in_one_transaction(self.store, lambda: self._upsert_content(acct, items, _now()))
         for item, (cid, _) in zip(items, results):
             ctx.log_raw("PUT", f"local://content/{cid}", body=lambda: item.model_dump(mode="json", exclude_none=True))
         return [
