@@ -51,6 +51,46 @@ def test_assignment_repeat_returns_same_id(tenant: Tenant) -> None:
     assert tenant.post("/unified/lms/users/u1/assignments", json=body).json()["data"]["id"] == first
 
 
+def test_concurrent_assignments_share_commits_but_not_records(tenant: Tenant, other_tenant: Tenant,
+                                                              backend: str) -> None:
+    """Assignments that arrive together are written in one transaction (group commit). Each
+    must land as if sent alone: a repeat (same learner, object and assigned_at) gets the first
+    one's id, each account keeps its own, and one the store refuses fails alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    learners = [f"learner-{i}" for i in range(10)]
+    sends = [(who, user, n) for user in learners for who in (tenant, other_tenant) for n in range(3)]
+    long_ref = "x" * 300  # over the column's 255: PostgreSQL refuses it, SQLite keeps it
+
+    def post(send: tuple[Tenant, str, int]) -> tuple[Tenant, str, Any]:
+        who, user, n = send
+        ref = long_ref if n < 0 else "course-1"
+        return who, user, who.post(f"/unified/lms/users/{user}/assignments", json={
+            "learning_object_external_reference": ref, "assigned_at": "2026-03-01T00:00:00Z",
+            "progress": 10 * max(n, 0)})
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(post, [*sends[:25], (tenant, "learner-long", -1), *sends[25:]]))
+
+    ids: dict[tuple[int, str], set[str]] = {}
+    for who, user, response in results:
+        if user == "learner-long":
+            if backend == "postgresql":
+                assert_stackone_error(response, 422, "learning_object_external_reference")
+            else:
+                assert response.status_code == 201, response.text
+            continue
+        assert response.status_code == 201, response.text
+        ids.setdefault((id(who), user), set()).add(response.json()["data"]["id"])
+    assert all(len(found) == 1 for found in ids.values())  # the repeats found the first
+    assert len({i for found in ids.values() for i in found}) == 2 * len(learners)  # accounts apart
+    for who in (tenant, other_tenant):
+        listed = who.get("/unified/lms/assignments", params={"page_size": 100}).json()["data"]
+        mine = [a for a in listed if a["learning_object_external_reference"] == "course-1"]
+        assert sorted(a["user_id"] for a in mine) == sorted(learners)
+        assert {a["id"] for a in mine} == {i for (w, _), found in ids.items() if w == id(who) for i in found}
+
+
 @pytest.mark.parametrize("progress", [-1, 101, "50"])
 def test_assignment_progress_is_checked(tenant: Tenant, progress: object) -> None:
     resp = tenant.post("/unified/lms/users/u1/assignments",
@@ -239,6 +279,22 @@ def test_an_external_reference_longer_than_the_store_holds(tenant: Tenant, backe
         assert response.status_code == 201, response.text
     listed = tenant.get("/unified/lms/content").json()["data"]
     assert [c["title"] for c in listed if c["external_reference"] == "kept"] == ["Kept"]
+
+
+@pytest.mark.parametrize("what", ["completions", "assignments"])
+def test_a_learning_object_reference_longer_than_the_store_holds(tenant: Tenant, backend: str, what: str) -> None:
+    """Completions and assignments are written through the bulk insert: its refusal names the
+    column too, and what was stored before stays."""
+    path = f"/unified/lms/users/learner-1/{what}"
+    kept = tenant.post(path, json={"learning_object_external_reference": "kept"})
+    assert kept.status_code == 201, kept.text
+    response = tenant.post(path, json={"learning_object_external_reference": "r" * 300})
+    if backend == "postgresql":
+        assert_stackone_error(response, 422, "learning_object_external_reference", "300 characters; at most 255")
+    else:
+        assert response.status_code == 201, response.text
+    listed = tenant.get(f"/unified/lms/users/learner-1/{what}").json()["data"]
+    assert kept.json()["data"]["id"] in [item["id"] for item in listed]
 
 
 def test_a_batch_upsert_lands_as_the_same_upserts_one_by_one(tenant: Tenant, other_tenant: Tenant) -> None:

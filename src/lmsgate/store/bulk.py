@@ -279,14 +279,17 @@ class Bulk:
         return plan.nulls[i] if value is None else (processor(value) if processor else value)
 
     @contextmanager
-    def _translated(self, statement: str) -> Iterator[None]:
+    def _translated(self, statement: str,
+                    params: Callable[[], list[dict[str, Any]]] | None = None) -> Iterator[None]:
         """Driver errors as SQLAlchemy's (``IntegrityError``, ``DataError``, …), as if
-        SQLAlchemy had run the statement itself; a value too big to send as ``DataError``."""
+        SQLAlchemy had run the statement itself; a value too big to send as ``DataError``.
+        ``params`` gives the rows by column name, for the error (``records.refusal`` names
+        the column of a value too long from them)."""
         dbapi_error = self._dialect.loaded_dbapi.Error
         try:
             yield
         except dbapi_error as exc:
-            raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+            raise DBAPIError.instance(statement, params() if params else None, exc, dbapi_error) from exc
         except (OverflowError, orjson.JSONEncodeError) as exc:  # sqlite3; the JSON array
             raise DataError(statement, None, exc) from exc
 
@@ -303,7 +306,7 @@ class Bulk:
         if not values:
             return 0
         plan = self._plan(table, conflict)
-        with self._translated(plan.insert_sql):
+        with self._translated(plan.insert_sql, lambda: [dict(zip(plan.columns, v)) for v in values]):
             if self._dialect.name == "postgresql" and len(values) >= BATCH_FROM:
                 return self._as_json(conn, plan, values)
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

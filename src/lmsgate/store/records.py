@@ -48,12 +48,14 @@ def refusal(exc: DBAPIError) -> Unprocessable:
     names: list[str] = []
     found = _WRITTEN_TABLE.match(exc.statement or "")
     table = t.metadata.tables.get(found.group(1)) if found else None
-    params = exc.params if isinstance(exc.params, dict) else {}
+    rows = [exc.params] if isinstance(exc.params, dict) else exc.params if isinstance(exc.params, list) else []
     if table is not None:
         for column in table.columns:
-            value, length = params.get(column.name), getattr(column.type, "length", None)
-            if isinstance(value, str) and length and len(value) > length:
-                names.append(f"{column.name} ({len(value)} characters; at most {length})")
+            length = getattr(column.type, "length", None)
+            longest = max((len(v) for row in rows if isinstance(row, dict)
+                           for v in (row.get(column.name),) if isinstance(v, str)), default=0)
+            if length and longest > length:
+                names.append(f"{column.name} ({longest} characters; at most {length})")
     where = ", ".join(names) + ": " if names else ""
     return Unprocessable(f"{where}the store refused the record: {reason}")
 
