@@ -105,6 +105,18 @@ def test_redaction_by_value_and_by_name() -> None:
         "empty_token": None}
 
 
+def test_masked_headers_are_remembered_until_a_secret_is_added() -> None:
+    """Headers repeat from call to call, so each is masked once; a secret added later (a token
+    obtained mid-session) must still be masked in a header seen before."""
+    r = Redactor(["s3cr3t-value"])
+    headers = [("X-Echo", "new-token-1234"), ("X-Other", "s3cr3t-value"), ("Cookie", "c")]
+    first = r.headers(headers)
+    assert first == {"x-echo": "new-token-1234", "x-other": "[REDACTED]", "cookie": "[REDACTED]"}
+    assert r.headers(headers) == first
+    r.add("new-token-1234")
+    assert r.headers(headers)["x-echo"] == "[REDACTED]"
+
+
 def test_passthrough_is_not_a_password() -> None:
     r = Redactor()
     assert r.data({"passthrough": {"team": "north"}, "pass": "x", "user_password": "y"}) == {

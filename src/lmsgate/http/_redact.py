@@ -73,6 +73,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._headers: dict[tuple[str, str], tuple[str, str]] = {}
         self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
@@ -82,6 +83,7 @@ class Redactor:
         if self._values:
             ordered = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        self._headers = {}
 
     def add_basic_pair(self, username: str, password: str) -> None:
         """Also mask the base64 form of a Basic auth pair (and its halves)."""
@@ -125,9 +127,20 @@ class Redactor:
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
         out: dict[str, str] = {}
-        for name, value in headers:
-            key = name.lower()
-            out[key] = MASK if key in SENSITIVE_HEADERS or is_sensitive_name(key) else self.text(value)
+        seen = self._headers  # most headers repeat from call to call: each is masked once
+        for pair in headers:
+            masked = seen.get(pair)
+            if masked is None:
+                name, value = pair
+                key = name.lower()
+                if key in SENSITIVE_HEADERS or is_sensitive_name(key):
+                    out[key] = MASK  # not remembered: the value may be a secret
+                    continue
+                masked = (key, self.text(value))
+                if len(seen) >= 1024:
+                    seen.clear()
+                seen[pair] = masked
+            out[masked[0]] = masked[1]
         return out
 
     def data(self, value: Any) -> Any:
