@@ -17,6 +17,7 @@ from lmsgate.connectors.base import CallContext
 from lmsgate.connectors.local.mapping import dedupe_key, dt
 from lmsgate.schema import LmsCreateCompletionRequestDto
 from lmsgate.settings import Settings
+from lmsgate.setup import ensure_first_run
 from lmsgate.store import tables as t
 from lmsgate.store.db import MIGRATIONS, create_db_engine, upgrade
 from lmsgate.store.tables import metadata
@@ -32,6 +33,26 @@ def test_migrations_match_the_tables(container: Container) -> None:
 def test_upgrade_is_idempotent(container: Container) -> None:
     upgrade(container.engine)
     upgrade(container.engine)
+
+
+def _schema(engine: sa.Engine) -> dict[str, dict[str, object]]:
+    """Every table as the database describes it: columns in order (type, nullability, default),
+    keys, unique constraints, indexes, foreign keys and checks, with their names."""
+    insp = sa.inspect(engine)
+    out: dict[str, dict[str, object]] = {}
+    for name in sorted(insp.get_table_names()):
+        pk = insp.get_pk_constraint(name)
+        out[name] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in insp.get_columns(name)],
+            "primary key": (pk.get("name"), pk["constrained_columns"]),
+            "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(name)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"]) for i in insp.get_indexes(name)),
+            "foreign keys": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"],
+                                    tuple(f["referred_columns"]), tuple(sorted(f["options"].items())))
+                                   for f in insp.get_foreign_keys(name)),
+            "checks": sorted((c["name"], c["sqltext"]) for c in insp.get_check_constraints(name)),
+        }
+    return out
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -143,3 +164,63 @@ def test_0006_keeps_every_record_with_its_account(fresh_url: str) -> None:
     assert third not in keys and keys[fourth] == 4
     assert store.count(t.completions, "acct-a") == 1  # deleting another account left these alone
     container.engine.dispose()
+
+
+def test_a_new_database_gets_the_schema_the_migrations_build(fresh_url: str, tmp_path: Path) -> None:
+    """A database without tables is given the newest schema at once (``store.db._create_new``)
+    instead of by running every migration: the result must be the same tables, column for
+    column and name for name, and a database Alembic counts as current."""
+    from lmsgate.store.db import _create_new, head_revision, is_current
+
+    migrated = _at_revision(fresh_url, "head")
+    if fresh_url.startswith("sqlite"):
+        others: Iterator[str] = iter([f"sqlite:///{tmp_path / 'new.db'}"])
+    else:
+        others = _pg_database()
+    try:
+        new = create_db_engine(next(others))
+        assert _create_new(new)
+        got, want = _schema(new), _schema(migrated)
+        if not fresh_url.startswith("sqlite"):
+            # On PostgreSQL, migration 0006 added account_key with ALTER TABLE: it sits last in
+            # a migrated table, first (as declared) in a new one. Nothing reads columns by
+            # position (no SELECT *), so there the columns are compared by name.
+            for schema in (got, want):
+                for table in schema.values():
+                    table["columns"] = sorted(table["columns"])  # type: ignore[type-var]
+        assert got == want
+        seeded = "SELECT key, value FROM instance ORDER BY key"
+        with new.connect() as conn, migrated.connect() as old:
+            assert list(conn.exec_driver_sql(seeded)) == list(old.exec_driver_sql(seeded))
+        assert is_current(new)
+        with new.connect() as conn:
+            assert [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == [head_revision()]
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diff == []
+        assert not _create_new(new)  # it has tables now: left alone, the migrations decide
+        url = new.url.render_as_string(hide_password=False)
+        new.dispose()
+        container = bootstrap(Settings(database_url=url, vault_key_file=shared_vault_key_file()))
+        first = ensure_first_run(container)  # a first start: a project, a key and an account
+        assert container.tenancy.get_account(first.account_id) is not None
+        container.engine.dispose()
+    finally:
+        close = getattr(others, "close", None)  # the PostgreSQL generator drops its database
+        if close is not None:
+            close()
+        migrated.dispose()
+
+
+def test_a_database_with_other_tables_is_migrated(fresh_url: str) -> None:
+    """Tables lmsgate did not make (a shared database): no shortcut, the migrations run."""
+    from lmsgate.store.db import _create_new, is_current
+
+    engine = create_db_engine(fresh_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE someone_elses (id INTEGER PRIMARY KEY)")
+    assert not _create_new(engine)
+    assert "accounts" not in sa.inspect(engine).get_table_names()
+    upgrade(engine)
+    assert is_current(engine)
+    assert {"accounts", "someone_elses"} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, DefaultClause, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["create_db_engine", "json_dumps", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
@@ -145,9 +146,61 @@ def is_current(engine: Engine) -> bool:
     return versions == [head]
 
 
+_ALEMBIC_VERSION = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+"""Alembic's own bookkeeping table, as ``alembic upgrade`` creates it."""
+_SEEDED = {"last_account_key": "0"}
+"""The rows the migrations put in ``instance`` of a database without accounts (0006)."""
+
+
+def _create_new(engine: Engine) -> bool:
+    """Give a database without any table the newest schema in one transaction, and record
+    the newest revision, as Alembic's "stamp" does. Returns False, having changed nothing,
+    when the database has tables (then the migrations run) or when that fails (a second
+    process creating the same database at the same moment: the migrations then find it
+    current).
+
+    The same schema as running every migration (``tests/integration/test_migrations.py``
+    compares the two), in a fraction of the time: the migrations import Alembic and rebuild
+    tables that are still empty (a new SQLite file, measured: 600 ms that way, 105 ms this).
+    """
+    from sqlalchemy import inspect
+
+    from lmsgate.store.tables import metadata
+
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.begin() as conn:
+            if inspect(conn).get_table_names():
+                return False
+            _as_migrated(metadata, engine.dialect.name).create_all(conn, checkfirst=False)
+            for key, value in _SEEDED.items():
+                conn.execute(text("INSERT INTO instance (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
+            conn.exec_driver_sql(_ALEMBIC_VERSION)
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
+    except DBAPIError:
+        return False
+    return True
+
+
+def _as_migrated(metadata: MetaData, dialect: str) -> MetaData:
+    """The tables as the migrations leave them on ``dialect``. On SQLite, migration 0006 could
+    add ``accounts.key`` only with ``DEFAULT 0`` (SQLite adds a NOT NULL column only with a
+    default); a new SQLite database gets the same column."""
+    if dialect != "sqlite":
+        return metadata
+    copy = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(copy)
+    copy.tables["accounts"].c.key.server_default = DefaultClause(text("0"))
+    return copy
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema up to the newest Alembic revision."""
-    if is_current(engine):
+    if is_current(engine) or _create_new(engine):
         return
     from alembic import command
     from alembic.config import Config

@@ -110,12 +110,13 @@ accounts = Table(
     Column("status", String(16), nullable=False, default="active"),
     Column("origin_owner_id", String(200)),
     Column("origin_owner_name", String(200)),
-    Column("origin_username", String(200)),
-    Column("label", String(200)),
+    # In the order the migrations leave them: a new database gets the same table either way.
     Column("config", JSON, nullable=False, default=dict),
     Column("credentials", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("origin_username", String(200)),
+    Column("label", String(200)),
     Column("key", Integer, nullable=False,
            doc="What record tables name the account by (account_key); never given to another account."),
     Index(None, "key", unique=True),  # an index, not a constraint: SQLite can add one to a table
