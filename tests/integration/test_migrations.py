@@ -52,6 +52,22 @@ def _schema(engine: sa.Engine) -> dict[str, dict[str, object]]:
                                    for f in insp.get_foreign_keys(name)),
             "checks": sorted((c["name"], c["sqltext"]) for c in insp.get_check_constraints(name)),
         }
+    if engine.dialect.name == "postgresql":  # procrastinate's schema: tables, columns, functions, types
+        with engine.connect() as conn:
+            for what, query in {
+                "job tables": "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                              "WHERE table_schema = 'procrastinate' ORDER BY 1, 2",
+                "job functions": "SELECT p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
+                                 "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                                 "WHERE n.nspname = 'procrastinate' ORDER BY 1, 2",
+                "job types": "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+                             "WHERE n.nspname = 'procrastinate' ORDER BY 1",
+                "job triggers": "SELECT event_object_table, trigger_name FROM information_schema.triggers "
+                                "WHERE trigger_schema = 'procrastinate' ORDER BY 1, 2",
+            }.items():
+                found = [tuple(row) for row in conn.exec_driver_sql(query)]
+                assert found, what  # the migrations made it: the comparison below means something
+                out[what] = {"rows": found}
     return out
 
 
@@ -187,7 +203,8 @@ def test_a_new_database_gets_the_schema_the_migrations_build(fresh_url: str, tmp
             # position (no SELECT *), so there the columns are compared by name.
             for schema in (got, want):
                 for table in schema.values():
-                    table["columns"] = sorted(table["columns"])  # type: ignore[type-var]
+                    if "columns" in table:
+                        table["columns"] = sorted(table["columns"])  # type: ignore[type-var]
         assert got == want
         seeded = "SELECT key, value FROM instance ORDER BY key"
         with new.connect() as conn, migrated.connect() as old:

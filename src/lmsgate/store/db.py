@@ -154,8 +154,8 @@ _SEEDED = {"last_account_key": "0"}
 
 
 def _create_new(engine: Engine) -> bool:
-    """Give a database without any table the newest schema in one transaction, and record
-    the newest revision, as Alembic's "stamp" does. Returns False, having changed nothing,
+    """Give a database without any table the newest schema in one transaction (with, on
+    PostgreSQL, procrastinate's), and record the newest revision, as Alembic's "stamp" does. Returns False, having changed nothing,
     when the database has tables (then the migrations run) or when that fails (a second
     process creating the same database at the same moment: the migrations then find it
     current).
@@ -176,6 +176,10 @@ def _create_new(engine: Engine) -> bool:
             if inspect(conn).get_table_names():
                 return False
             _as_migrated(metadata, engine.dialect.name).create_all(conn, checkfirst=False)
+            if engine.dialect.name == "postgresql":  # the job engine's own schema (migration 0004)
+                from lmsgate.delivery.schema import install_job_schema
+
+                install_job_schema(conn)
             for key, value in _SEEDED.items():
                 conn.execute(text("INSERT INTO instance (key, value) VALUES (:k, :v)"), {"k": key, "v": value})
             conn.exec_driver_sql(_ALEMBIC_VERSION)
