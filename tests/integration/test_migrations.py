@@ -43,7 +43,8 @@ def _schema(engine: sa.Engine) -> dict[str, dict[str, object]]:
     for name in sorted(insp.get_table_names()):
         pk = insp.get_pk_constraint(name)
         out[name] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in insp.get_columns(name)],
+            "columns": [(c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                        for c in insp.get_columns(name)],
             "primary key": (pk.get("name"), pk["constrained_columns"]),
             "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(name)),
             "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"]) for i in insp.get_indexes(name)),
@@ -211,7 +212,8 @@ def test_a_new_database_gets_the_schema_the_migrations_build(fresh_url: str, tmp
             assert list(conn.exec_driver_sql(seeded)) == list(old.exec_driver_sql(seeded))
         assert is_current(new)
         with new.connect() as conn:
-            assert [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == [head_revision()]
+            versions = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+            assert versions == [head_revision()]
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
         assert not _create_new(new)  # it has tables now: left alone, the migrations decide

@@ -155,10 +155,10 @@ _SEEDED = {"last_account_key": "0"}
 
 def _create_new(engine: Engine) -> bool:
     """Give a database without any table the newest schema in one transaction (with, on
-    PostgreSQL, procrastinate's), and record the newest revision, as Alembic's "stamp" does. Returns False, having changed nothing,
-    when the database has tables (then the migrations run) or when that fails (a second
-    process creating the same database at the same moment: the migrations then find it
-    current).
+    PostgreSQL, procrastinate's), and record the newest revision, as Alembic's "stamp" does.
+    Returns False, having changed nothing, when the database has tables (then the migrations
+    run) or when that fails (a second process creating the same database at the same moment:
+    the migrations then find it current).
 
     The same schema as running every migration (``tests/integration/test_migrations.py``
     compares the two), in a fraction of the time: the migrations import Alembic and rebuild

@@ -306,10 +306,12 @@ class LocalConnector(Connector):
     async def create_user_assignment(self, ctx: CallContext, user_id: str,
                                      body: LmsCreateAssignmentRequestDto) -> WriteResult:
         aid, created = await self._assignments.submit((ctx.account.id, user_id, body))
-        ctx.log_raw("POST", f"local://assignments/{aid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
+        ctx.log_raw("POST", f"local://assignments/{aid}",
+                    body=lambda: body.model_dump(mode="json", exclude_none=True))
         return WriteResult(id=aid, remote_id=aid, created=created)
 
-    def _write_assignments(self, items: list[tuple[str, str, LmsCreateAssignmentRequestDto]]) -> list[tuple[str, bool]]:
+    def _write_assignments(self, items: list[tuple[str, str, LmsCreateAssignmentRequestDto]],
+                           ) -> list[tuple[str, bool]]:
         """Assignments that arrived together, in one transaction (see ``LmsStore.insert_records``:
         a repeat in the same group gets the first one's id, as it would one after another)."""
         ts = _now()
