@@ -213,11 +213,6 @@ class LmsStore:
         return existing is None
 
     # ---------------------------------------------------------------- completions & assignments
-    def insert_record(self, table: Table, values: Row) -> tuple[str, bool]:
-        """Insert one completion or assignment; see :meth:`insert_records`."""
-        [result] = self.insert_records(table, [values])
-        return result
-
     def insert_records(self, table: Table, rows: list[Row]) -> list[tuple[str, bool]]:
         """Insert completions or assignments in one transaction, skipping known ``dedupe_key``s.
 
