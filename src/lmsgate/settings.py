@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class Settings(BaseSettings):
@@ -23,7 +24,10 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         default=None, description="Pin the first API key (scripted deployments). Never logged."
     )
-    account_id: str | None = Field(default=None, description="Pin the id of the first local account.")
+    account_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Pin the id of the first local account (as POST /accounts accepts an id).",
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted.")
     rate_limit_per_minute: int = Field(
         default=1000, ge=0,
@@ -37,7 +41,7 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(
         default=5.0, gt=0, description="Seconds between two newline heartbeats."
     )
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="debug, info, warning, error or critical.")
 
     # Hardening (issue 8): shared rate limits, limits on requests, logs and metrics.
     rate_limit_store: Literal["auto", "memory", "database"] = Field(
@@ -154,6 +158,14 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         description="A worker silent this long is taken for dead; its accounts' deliveries are resumed by others.",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown level {value!r}: use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("outbound_allow_networks", mode="before")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from support import SEED_COMPLETION, basic, serving
+from support import LMSGATE, SEED_COMPLETION, basic, free_port, serving
 
 def test_first_run_creates_key_and_account_and_they_work(tmp_path: Path) -> None:
     with serving(tmp_path, {}) as (_base, output):
@@ -44,3 +46,42 @@ def test_pinned_key_and_account_survive_restart(tmp_path: Path, store: str, requ
         got = httpx.get(f"{base}/unified/lms/completions/{cid}", headers=headers)
         assert got.status_code == 200
         assert got.json()["data"]["time_spent"] == "PT1H30M45S"
+
+
+MISTAKES = [
+    # (command, environment, what the one line must say, exit code)
+    (["serve"], {"LMSGATE_API_KEY": "short-key"}, "LMSGATE_API_KEY: an API key must be at least 16 characters", 1),
+    (["serve"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level 'loud'", 2),
+    (["serve"], {"LMSGATE_RATE_LIMIT_PER_MINUTE": "-1"}, "LMSGATE_RATE_LIMIT_PER_MINUTE: Input should be", 2),
+    (["serve"], {"LMSGATE_ACCOUNT_ID": "a/b"}, "LMSGATE_ACCOUNT_ID: String should match pattern", 2),
+    (["serve", "--database-url", "mysql://root:hunter2-secret@127.0.0.1:1/x"], {},
+     "--database-url mysql://root:***@127.0.0.1:1/x is not a database URL lmsgate can use: lmsgate runs on "
+     "SQLite or PostgreSQL", 1),
+    (["serve", "--database-url", "postgresql://u:hunter2-secret@127.0.0.1:1/x"], {},
+     "cannot open the database postgresql://u:***@127.0.0.1:1/x", 1),
+    (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 1),
+    (["vault", "rotate"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level", 2),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "message", "code"), MISTAKES,
+                         ids=[" ".join(m[0][:1]) + ":" + (next(iter(m[1]), None) or m[0][-1][:10]) for m in MISTAKES])
+def test_a_mistake_in_the_setup_is_one_line_not_a_stack_trace(
+        tmp_path: Path, args: list[str], env: dict[str, str], message: str, code: int) -> None:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    if "--database-url" not in args:
+        env = {"LMSGATE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env}
+    done = subprocess.run([*LMSGATE, *args, *(["--port", str(free_port())] if args[0] == "serve" else [])],
+                          cwd=tmp_path, env={**inherited, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stdout + done.stderr
+    first = done.stderr.strip().splitlines()[0]
+    assert first.startswith("Error: ") and message in first, done.stderr
+    if args[0] == "serve" and "--database-url" not in args and code == 1:
+        # the key was refused before anything was made: a corrected start is a first run
+        fixed = {**env, "LMSGATE_API_KEY": "a-long-enough-key-0123"}
+        with serving(tmp_path, fixed) as (base, output):
+            resp = httpx.get(f"{base}/unified/lms/completions", headers={
+                "Authorization": basic(fixed["LMSGATE_API_KEY"])})
+            assert resp.status_code in (200, 400), resp.text  # authenticated (400: no account header)
+        assert "Local account id:" in output[0]

@@ -108,21 +108,37 @@ def fail(message: str, hint: str | None = None, code: int = FAILED) -> NoReturn:
 
 
 def settings_for(database_url: str | None, **extra: object) -> Settings:
+    """The settings, from the options given and the ``LMSGATE_*`` environment; a value that
+    does not fit is reported by the name it was set under, not with a stack trace."""
+    from pydantic import ValidationError
+
     values = {k: v for k, v in {"database_url": database_url, **extra}.items() if v is not None}
-    return Settings(**values)  # type: ignore[arg-type]
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err.get("loc") else "?"
+            where = f"--{name.replace('_', '-')}" if name in values else f"LMSGATE_{name.upper()}"
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}")
+        fail("; ".join(problems), "Fix the option or environment variable named (a .env file counts too).",
+             code=USAGE)
 
 
-def open_store(database_url: str | None) -> Container:
+def open_store(database_url: str | None, settings: Settings | None = None) -> Container:
     """Bootstrap lmsgate on the database (creating or upgrading its schema), or fail readably."""
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     from lmsgate.bootstrap import bootstrap
 
-    settings = settings_for(database_url)
+    settings = settings or settings_for(database_url)
     try:
         return bootstrap(settings)
     except (ArgumentError, NoSuchModuleError) as exc:
-        fail(f"--database-url {settings.database_url!r} is not a database URL: {exc}",
+        shown = _safe_url(settings.database_url)  # a password never reaches the terminal
+        fail(f"--database-url {shown} is not a database URL lmsgate can use: "
+             f"{str(exc).replace(settings.database_url, shown)}",
              "Use sqlite:///path/to/file.db or postgresql://user:password@host:5432/name.")
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

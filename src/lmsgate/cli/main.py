@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmsgate.cli import accounts, completions, deliveries, keys, worker
-from lmsgate.cli.common import DbOption, console, settle_gc
+from lmsgate.cli.common import DbOption, console, fail, friendly, open_store, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
@@ -23,6 +23,7 @@ app.add_typer(worker.app, name="worker")
 
 
 @app.command()
+@friendly
 def serve(
     host: Annotated[Optional[str], typer.Option(envvar="LMSGATE_HOST", help="Address to listen on.")] = None,
     port: Annotated[Optional[int], typer.Option(envvar="LMSGATE_PORT", help="Port to listen on.")] = None,
@@ -32,15 +33,16 @@ def serve(
     import uvicorn
 
     from lmsgate.api.app import create_app
-    from lmsgate.bootstrap import bootstrap
+    from lmsgate.logs import configure_logging
     from lmsgate.setup import ensure_first_run
 
     settings = _settings(database_url, host=host, port=port)
-    from lmsgate.logs import configure_logging
-
     configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
-    container = bootstrap(settings)
-    first = ensure_first_run(container)
+    container = open_store(database_url, settings)
+    try:
+        first = ensure_first_run(container)
+    except ValueError as exc:  # the only one: a pinned key too short to be a secret
+        fail(f"LMSGATE_API_KEY: {exc}", "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.")
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]lmsgate[/] on {base}  (store: {container.engine.url.render_as_string(hide_password=True)})")
     if first.new_api_key:
@@ -62,11 +64,10 @@ def serve(
 
 
 @app.command()
+@friendly
 def migrate(database_url: DbOption = None) -> None:
     """Create or upgrade the database schema to the newest version."""
-    from lmsgate.bootstrap import bootstrap
-
-    container = bootstrap(_settings(database_url))
+    container = open_store(database_url)
     console.print(f"Schema is up to date on {container.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -86,6 +87,7 @@ app.add_typer(vault_app, name="vault")
 
 
 @vault_app.command("rotate")
+@friendly
 def vault_rotate(
     database_url: DbOption = None,
     drop_old_keys: Annotated[bool, typer.Option(
@@ -97,11 +99,10 @@ def vault_rotate(
     reading) and everything is re-encrypted with it. With LMSGATE_VAULT_KEY, put the new key first
     in the variable (new,old) and run this to re-encrypt everything with it.
     """
-    from lmsgate.bootstrap import bootstrap
     from lmsgate.vault import KeyFile, default_key_file, generate_key
 
     settings = _settings(database_url)
-    container = bootstrap(settings)
+    container = open_store(database_url, settings)
     key_file = None
     if settings.vault_key is None:
         path = Path(settings.vault_key_file) if settings.vault_key_file else default_key_file(settings.database_url)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, DefaultClause, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["create_db_engine", "json_dumps", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
@@ -48,8 +48,11 @@ to the standard library for what orjson refuses."""
 
 
 def normalise_url(url: str) -> str:
-    """Pick the driver lmsgate ships with: ``postgresql://`` means psycopg 3."""
+    """Pick the driver lmsgate ships with: ``postgresql://`` means psycopg 3. A database other
+    than SQLite or PostgreSQL is refused here, before a driver lmsgate lacks is looked for."""
     parsed = make_url(url)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise ArgumentError(f"lmsgate runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}")
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
