@@ -266,6 +266,68 @@ def test_concurrent_content_upserts_share_commits_but_not_records(tenant: Tenant
         assert {c["title"] for c in mine.values()} <= {"A", "B"}
 
 
+def test_concurrent_course_and_learner_upserts_share_commits_but_not_records(
+        tenant: Tenant, other_tenant: Tenant, backend: str) -> None:
+    """Course and learner upserts that arrive together share a transaction too, and each
+    lands as if sent alone: a course with its content links and categories, a learner with
+    the fields sent; the same reference twice is one record, accounts stay apart, and one
+    upsert the store refuses (PostgreSQL: a reference over 255 characters) fails alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    refs = [f"course-{i}" for i in range(10)]
+    long_ref = "x" * 300
+
+    def course(who: Tenant, ref: str, variant: str) -> Any:
+        return who.put("/unified/lms/courses", json={
+            "external_reference": ref, "title": f"{ref} {variant}",
+            "content_external_references": [f"{ref}-{variant}-1", f"{ref}-{variant}-2"],
+            "categories": [{"name": "Safety"}, {"name": f"Cat {variant}"}]})
+
+    def learner(who: Tenant, ref: str, variant: str) -> Any:
+        return who.put(f"/unified/lms/users/{ref.replace('course', 'learner')}", json={
+            "external_reference": ref if ref != long_ref else long_ref, "name": f"{ref} {variant}"})
+
+    sends = [(fn, who, ref, variant) for ref in refs for who in (tenant, other_tenant)
+             for variant in ("A", "B") for fn in (course, learner)]
+    sends[40:40] = [(course, tenant, long_ref, "A"), (learner, tenant, long_ref, "A")]
+    with ThreadPoolExecutor(16) as pool:
+        content = [(who, f"{ref}-{variant}-{n}") for ref in refs for who in (tenant, other_tenant)
+                   for variant in ("A", "B") for n in (1, 2)]
+        assert all(r.status_code == 201 for r in pool.map(
+            lambda sent: sent[0].put("/unified/lms/content", json={"external_reference": sent[1]}), content))
+        results = list(pool.map(lambda send: (send, send[0](*send[1:])), sends))
+
+    course_ids: dict[tuple[int, str], set[str]] = {}
+    for (fn, who, ref, _), response in results:
+        if ref == long_ref:
+            if backend == "postgresql":
+                assert_stackone_error(response, 422, "external_reference")
+            else:
+                assert response.status_code == 201, response.text
+            continue
+        assert response.status_code == 201, response.text
+        if fn is course:
+            course_ids.setdefault((id(who), ref), set()).add(response.json()["data"]["id"])
+    assert all(len(found) == 1 for found in course_ids.values())  # the second upsert found the first
+    assert len({i for found in course_ids.values() for i in found}) == 2 * len(refs)  # accounts apart
+    for who in (tenant, other_tenant):
+        courses = {c["external_reference"]: c for c in
+                   who.get("/unified/lms/courses", params={"page_size": 100}).json()["data"]
+                   if c["external_reference"] != long_ref}
+        assert set(courses) == set(refs)
+        for ref, c in courses.items():
+            variant = c["title"].rsplit(" ", 1)[1]  # the last upsert wins, links and all
+            linked = {who.get(f"/unified/lms/content/{cid}").json()["data"]["external_reference"]
+                      for cid in c["content_ids"]}
+            assert linked == {f"{ref}-{variant}-1", f"{ref}-{variant}-2"}, (ref, c)
+        categories = who.get("/unified/lms/categories", params={"page_size": 100}).json()["data"]
+        assert sorted(x["name"] for x in categories) == ["Cat A", "Cat B", "Safety"]  # each made once
+        users = {u["id"]: u for u in who.get("/unified/lms/users", params={"page_size": 100}).json()["data"]}
+        for ref in refs:
+            user = users[ref.replace("course", "learner")]
+            assert user["external_reference"] == ref and user["name"] in (f"{ref} A", f"{ref} B")
+
+
 @pytest.mark.parametrize("path", ["/unified/lms/content", "/unified/lms/courses", "/unified/lms/users/learner-9"])
 def test_an_external_reference_longer_than_the_store_holds(tenant: Tenant, backend: str, path: str) -> None:
     """PostgreSQL holds 255 characters there: longer is a 422 naming the field (it was a 500),

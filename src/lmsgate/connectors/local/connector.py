@@ -48,6 +48,7 @@ from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _CONTENT_DOC_EXCLUDE = {
     "passthrough", "additional_data", "categories", "skills", "content_type", "duration",
@@ -187,6 +188,12 @@ class LocalConnector(Connector):
             GroupCommitter(self._write_assignments)
         self._content_upserts: GroupCommitter[tuple[str, LmsUpsertContentRequestDto], tuple[str, bool]] = \
             GroupCommitter(self._write_content_upserts)
+        # And course and learner upserts: each is a few statements, written one item after
+        # another in a shared transaction (what one by one would give, with one commit).
+        self._course_upserts: GroupCommitter[tuple[str, LmsUpsertCourseRequestDto], tuple[str, bool]] = \
+            GroupCommitter(lambda items: self._in_turn(self._upsert_course, items))
+        self._user_upserts: GroupCommitter[tuple[str, str, LmsUpsertUserRequestDto], bool] = \
+            GroupCommitter(lambda items: self._in_turn(self._upsert_user, items))
         self._inline_reads = store.engine.dialect.name == "sqlite"
         self._rendered_completions = ComputedPageQuery(
             t.completions, completion_columns(t.completions, store.engine.dialect.name), equal=["user_id"])
@@ -527,28 +534,28 @@ class LocalConnector(Connector):
         return await _run(work)
 
     # ---------------------------------------------------------------- courses
+    def _in_turn(self, upsert: Callable[..., R], items: list[tuple[Any, ...]]) -> list[R]:
+        """Items that arrived together, each written as if alone, in one transaction."""
+        ts = _now()
+        with self.store.transaction():
+            return [upsert(*item, ts) for item in items]
+
     async def upsert_course(self, ctx: CallContext, body: LmsUpsertCourseRequestDto) -> WriteResult:
-        acct = ctx.account.id
-
-        def work() -> tuple[str, bool]:
-            ts = _now()
-            doc = body.model_dump(
-                mode="json", exclude={"categories", "skills", "duration", "content_external_references"}
-            )
-            doc["duration"] = m.normalised_duration(body.duration)
-            doc["categories"] = self._upsert_taxonomy(t.categories, acct, body.categories, ts)
-            doc["skills"] = self._upsert_taxonomy(t.skills, acct, body.skills, ts)
-            doc["provider"] = self.provider
-            [(cid, created)] = self.store.upsert_docs(
-                t.courses, acct,
-                [{"id": new_id(), "external_reference": body.external_reference, "doc": doc}], ts,
-            )
-            self.store.set_course_contents(acct, cid, body.content_external_references or [])
-            return cid, created
-
-        cid, created = await _in_one_transaction(self.store, work)
+        cid, created = await self._course_upserts.submit((ctx.account.id, body))
         ctx.log_raw("PUT", f"local://courses/{cid}", body=lambda: body.model_dump(mode="json", exclude_none=True))
         return WriteResult(id=cid, remote_id=cid, created=created, external_reference=body.external_reference)
+
+    def _upsert_course(self, acct: str, body: LmsUpsertCourseRequestDto, ts: datetime) -> tuple[str, bool]:
+        doc = body.model_dump(mode="json", exclude={"categories", "skills", "duration", "content_external_references"})
+        doc["duration"] = m.normalised_duration(body.duration)
+        doc["categories"] = self._upsert_taxonomy(t.categories, acct, body.categories, ts)
+        doc["skills"] = self._upsert_taxonomy(t.skills, acct, body.skills, ts)
+        doc["provider"] = self.provider
+        [(cid, created)] = self.store.upsert_docs(
+            t.courses, acct, [{"id": new_id(), "external_reference": body.external_reference, "doc": doc}], ts,
+        )
+        self.store.set_course_contents(acct, cid, body.content_external_references or [])
+        return cid, created
 
     def _courses_to_wire(self, acct: str, rows: list[dict]) -> list[Wire]:
         contents = self.store.content_ids_for_courses(acct, [r["id"] for r in rows])
@@ -595,13 +602,15 @@ class LocalConnector(Connector):
 
     # ---------------------------------------------------------------- users
     async def upsert_user(self, ctx: CallContext, user_id: str, body: LmsUpsertUserRequestDto) -> WriteResult:
-        acct = ctx.account.id
-        doc = body.model_dump(mode="json")
-        values = {"external_reference": body.external_reference, "email": body.email, "doc": doc}
-        created = await _run(lambda: self.store.upsert_user(acct, user_id, values, _now()))
-        ctx.log_raw("PUT", f"local://users/{user_id}", body=lambda: doc)
+        created = await self._user_upserts.submit((ctx.account.id, user_id, body))
+        ctx.log_raw("PUT", f"local://users/{user_id}", body=lambda: body.model_dump(mode="json"))
         return WriteResult(id=user_id, remote_id=user_id, created=created,
                            external_reference=body.external_reference)
+
+    def _upsert_user(self, acct: str, user_id: str, body: LmsUpsertUserRequestDto, ts: datetime) -> bool:
+        values = {"external_reference": body.external_reference, "email": body.email,
+                  "doc": body.model_dump(mode="json")}
+        return self.store.upsert_user(acct, user_id, values, ts)
 
     async def get_user(self, ctx: CallContext, user_id: str) -> Wire:
         row = await _run(lambda: self.store.get(t.users, ctx.account.id, user_id))
