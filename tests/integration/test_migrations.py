@@ -243,3 +243,63 @@ def test_a_database_with_other_tables_is_migrated(fresh_url: str) -> None:
     assert is_current(engine)
     assert {"accounts", "someone_elses"} <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_processes_starting_together_on_a_new_database_all_come_up(fresh_url: str, tmp_path: Path) -> None:
+    """Several processes (API servers and workers started by one deployment) opening the same
+    new database at once: one creates the schema, the others find it made, and every one
+    starts. Each runs `lmsgate migrate`, which opens the store as `serve` and `worker` do."""
+    import os
+    import subprocess
+    import sys
+
+    from lmsgate.store.db import head_revision, is_current
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    env["LMSGATE_VAULT_KEY_FILE"] = str(shared_vault_key_file())
+    procs = [subprocess.Popen([sys.executable, "-m", "lmsgate.cli.main", "migrate", "--database-url", fresh_url],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(4)]
+    outputs = [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in procs]
+    assert all(code == 0 for code, _ in outputs), outputs
+    engine = create_db_engine(fresh_url)
+    assert is_current(engine)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == [head_revision()]
+        instance = dict(conn.exec_driver_sql("SELECT key, value FROM instance").all())
+        assert instance.keys() == {"last_account_key", "cursor_secret"}  # one secret for every process
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+    container = bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file()))
+    assert container.tenancy.get_account(ensure_first_run(container).account_id) is not None
+    container.engine.dispose()
+
+
+def test_processes_asking_for_the_instance_secret_together_get_the_same_one(fresh_url: str) -> None:
+    """Each process reads the per-instance secret (cursors are signed with it) when it starts;
+    on a new database several may find none at once. One makes it; all get that one."""
+    import threading
+
+    from lmsgate.store.tenancy import Tenancy
+
+    engines = [create_db_engine(fresh_url) for _ in range(6)]
+    upgrade(engines[0])
+    start = threading.Barrier(len(engines))
+    got: list[bytes | BaseException] = [b""] * len(engines)
+
+    def ask(i: int) -> None:
+        start.wait()
+        try:
+            got[i] = Tenancy(engines[i]).instance_secret("race_secret")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            got[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(engines))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert all(isinstance(g, bytes) and len(g) == 32 for g in got), got
+    assert len(set(got)) == 1
+    for engine in engines:
+        engine.dispose()

@@ -152,6 +152,8 @@ def is_current(engine: Engine) -> bool:
 _ALEMBIC_VERSION = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
                     "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
 """Alembic's own bookkeeping table, as ``alembic upgrade`` creates it."""
+_SCHEMA_LOCK = 0x6C6D7367_01
+"""The PostgreSQL advisory lock that processes creating a new database's schema take turns on."""
 _SEEDED = {"last_account_key": "0"}
 """The rows the migrations put in ``instance`` of a database without accounts (0006)."""
 
@@ -176,6 +178,14 @@ def _create_new(engine: Engine) -> bool:
         return False
     try:
         with engine.begin() as conn:
+            # Processes started together on a new database queue here, so the first makes
+            # the schema and the others then find it. SQLite: take the write lock now, and
+            # hold the CREATEs in this transaction (Python's sqlite3 commits DDL on its own
+            # otherwise); PostgreSQL: a lock for this transaction.
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
             if inspect(conn).get_table_names():
                 return False
             _as_migrated(metadata, engine.dialect.name).create_all(conn, checkfirst=False)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, Text, cast, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from lmsgate.ids import new_id
 from lmsgate.store import tables as t
@@ -106,14 +107,25 @@ class Tenancy:
 
     # ---------------------------------------------------------------- instance
     def instance_secret(self, name: str) -> bytes:
-        """A random per-instance secret, created on first use and kept in the database."""
-        with self.engine.begin() as conn:
-            row = conn.execute(select(t.instance.c.value).where(t.instance.c.key == name)).first()
-            if row:
-                return bytes.fromhex(row[0])
-            value = secrets.token_hex(32)
-            conn.execute(insert(t.instance).values(key=name, value=value))
-            return bytes.fromhex(value)
+        """A random per-instance secret, created on first use and kept in the database.
+
+        Every process on the database must get the same one (a cursor signed by one server is
+        read by another). Processes started together on a new database may all find none:
+        the first insert wins, and the others, refused, read the winner's."""
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(select(t.instance.c.value).where(t.instance.c.key == name)).first()
+                    if row:
+                        return bytes.fromhex(row[0])
+                    value = secrets.token_hex(32)
+                    conn.execute(insert(t.instance).values(key=name, value=value))
+                    return bytes.fromhex(value)
+            except DBAPIError:  # PostgreSQL: a duplicate key; SQLite: a snapshot older than the insert
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- projects
     def create_project(self, name: str) -> str:
