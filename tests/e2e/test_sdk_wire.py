@@ -104,6 +104,41 @@ def test_wire_format_headers_and_pass_through(scripted: tuple[str, Script]) -> N
                           "&filter%5Bupdated_after%5D=2024-01-01T00%3A00%3A00Z&proxy%5Bcustom%5D=v+1&page_size=50")
 
 
+LIST_FILTERS = [
+    # (method, its keyword filters, the path it lists)
+    ("list_users", {"email": "a@b.c", "external_reference": "emp-1"}, "users"),
+    ("list_assignments", {"status": "pending"}, "assignments"),
+    ("list_content", {"active": True}, "content"),
+    ("list_courses", {"external_reference": "c-1", "active": False}, "courses"),
+    ("list_completions", {"updated_after": "2024-01-01T00:00:00Z"}, "completions"),
+]
+
+
+@pytest.mark.parametrize(("method", "named", "listed"), LIST_FILTERS, ids=[f[0] for f in LIST_FILTERS])
+def test_a_filter_given_in_the_filter_dict_or_by_name_is_sent(scripted: tuple[str, Script], method: str,
+                                                               named: dict[str, Any], listed: str) -> None:
+    """``filter={"email": ...}`` and ``email=...`` are the same filter: a keyword left out
+    must not wipe the entry of the dict (it did, and the list came back unfiltered)."""
+    base, script = scripted
+    script.add("GET", f"/prefix/unified/lms/{listed}", 200, {"next": None, "data": []})
+    with Client("the-key", server_url=base, account_id="a") as client:
+        getattr(client.lms, method)(filter=named)
+        getattr(client.lms, method)(**named)
+        getattr(client.lms, method)(filter={**named, "extra": "x"})
+
+    async def walk() -> None:
+        async with AsyncClient("the-key", server_url=base, account_id="a") as client:
+            await getattr(client.lms, method)(filter=named)
+
+    anyio.run(walk)
+    sent = [path.split("?", 1)[1] if "?" in path else "" for _, path, _, _ in script.requests]
+    want = sorted(f"filter%5B{k}%5D" for k in named)
+    for query in sent:
+        assert sorted(part.split("=")[0] for part in query.split("&") if part.startswith("filter")) in (
+            want, sorted([*want, "filter%5Bextra%5D"])), sent
+    assert sent[0] == sent[1] == sent[3] and "filter%5Bextra%5D=x" in sent[2]
+
+
 def test_retry_after_as_an_http_date_is_honoured(scripted: tuple[str, Script]) -> None:
     base, script = scripted
     when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)

@@ -61,6 +61,12 @@ Instant = datetime | str
 _LMS = "/unified/lms"
 
 
+def _merged(filter: Mapping[str, Any] | None, **named: Any) -> dict[str, Any]:
+    """``filter={...}`` with the filters given by name on top; a name left out (None) keeps
+    the same entry of ``filter``, so ``filter={"email": ...}`` and ``email=...`` both filter."""
+    return {**(filter or {}), **{k: v for k, v in named.items() if v is not None}}
+
+
 class Lms:
     """The operations of StackOne's unified LMS API, named as in the official SDKs
     (``createUserCompletion`` is :meth:`create_user_completion`), plus lmsgate's two
@@ -116,7 +122,7 @@ class Lms:
     def _list(self, path: str, result: type[M], *, updated_after: Instant | None,
                     filter: Mapping[str, Any] | None, flat: Mapping[str, Any] | None = None,
                     account_id: str | None, retry: Retry | None, **params: Any) -> M:
-        filters = {**(filter or {}), **({"updated_after": updated_after} if updated_after is not None else {})}
+        filters = _merged(filter, updated_after=updated_after)
         return self._get(path, result, account_id, retry, filter=filters, flat=flat, **params)
 
     @staticmethod
@@ -267,7 +273,7 @@ class Lms:
         ``status`` is one of ``pending``, ``in_progress``, ``completed``, ``unmapped_value``.
         """
         return self._list(f"{_LMS}/assignments", AssignmentsPaginated, updated_after=updated_after,
-                                filter={**(filter or {}), "status": status},
+                                filter=_merged(filter, status=status),
                                 flat={"user_id": user_id, "remote_user_id": remote_user_id},
                                 account_id=account_id, retry=retry, page_size=page_size, next=next,
                                 fields=fields, raw=raw, proxy=proxy)
@@ -302,7 +308,7 @@ class Lms:
     ) -> AssignmentsPaginated:
         """One page of a learner's assignments (``GET /unified/lms/users/{user_id}/assignments``)."""
         return self._list(f"{_LMS}/users/{r.segment(user_id)}/assignments", AssignmentsPaginated,
-                                updated_after=updated_after, filter={**(filter or {}), "status": status},
+                                updated_after=updated_after, filter=_merged(filter, status=status),
                                 account_id=account_id, retry=retry, page_size=page_size, next=next,
                                 fields=fields, raw=raw, proxy=proxy)
 
@@ -410,7 +416,7 @@ class Lms:
         """One page of the account's content (``GET /unified/lms/content``); ``active=True``
         keeps only active content."""
         return self._list(f"{_LMS}/content", ContentPaginated, updated_after=updated_after,
-                                filter={**(filter or {}), "active": active}, account_id=account_id, retry=retry,
+                                filter=_merged(filter, active=active), account_id=account_id, retry=retry,
                                 page_size=page_size, next=next, fields=fields, raw=raw, proxy=proxy)
 
     def iter_content(
@@ -442,8 +448,7 @@ class Lms:
     ) -> CoursePaginated:
         """One page of the account's courses (``GET /unified/lms/courses``)."""
         return self._list(f"{_LMS}/courses", CoursePaginated, updated_after=updated_after,
-                                filter={**(filter or {}), "external_reference": external_reference,
-                                        "active": active},
+                                filter=_merged(filter, external_reference=external_reference, active=active),
                                 account_id=account_id, retry=retry, page_size=page_size, next=next,
                                 fields=fields, raw=raw, proxy=proxy)
 
@@ -499,7 +504,7 @@ class Lms:
     ) -> UsersPaginated:
         """One page of the account's learners (``GET /unified/lms/users``)."""
         return self._list(f"{_LMS}/users", UsersPaginated, updated_after=updated_after,
-                                filter={**(filter or {}), "email": email, "external_reference": external_reference},
+                                filter=_merged(filter, email=email, external_reference=external_reference),
                                 account_id=account_id, retry=retry, page_size=page_size, next=next,
                                 fields=fields, raw=raw, proxy=proxy)
 
