@@ -50,16 +50,16 @@ def test_pinned_key_and_account_survive_restart(tmp_path: Path, store: str, requ
 
 MISTAKES = [
     # (command, environment, what the one line must say, exit code)
-    (["serve"], {"LMSGATE_API_KEY": "short-key"}, "LMSGATE_API_KEY: an API key must be at least 16 characters", 1),
+    (["serve"], {"LMSGATE_API_KEY": "short-key"}, "LMSGATE_API_KEY: an API key must be at least 16 characters", 2),
     (["serve"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level 'loud'", 2),
     (["serve"], {"LMSGATE_RATE_LIMIT_PER_MINUTE": "-1"}, "LMSGATE_RATE_LIMIT_PER_MINUTE: Input should be", 2),
     (["serve"], {"LMSGATE_ACCOUNT_ID": "a/b"}, "LMSGATE_ACCOUNT_ID: String should match pattern", 2),
     (["serve", "--database-url", "mysql://root:hunter2-secret@127.0.0.1:1/x"], {},
      "--database-url mysql://root:***@127.0.0.1:1/x is not a database URL lmsgate can use: lmsgate runs on "
-     "SQLite or PostgreSQL", 1),
+     "SQLite or PostgreSQL", 2),
     (["serve", "--database-url", "postgresql://u:hunter2-secret@127.0.0.1:1/x"], {},
      "cannot open the database postgresql://u:***@127.0.0.1:1/x", 1),
-    (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 1),
+    (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 2),
     (["vault", "rotate"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level", 2),
 ]
 
@@ -77,8 +77,9 @@ def test_a_mistake_in_the_setup_is_one_line_not_a_stack_trace(
     assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stdout + done.stderr
     first = done.stderr.strip().splitlines()[0]
     assert first.startswith("Error: ") and message in first, done.stderr
-    if args[0] == "serve" and "--database-url" not in args and code == 1:
-        # the key was refused before anything was made: a corrected start is a first run
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / ".lmsgate").exists()  # nothing was made
+    if "LMSGATE_API_KEY" in env:
+        # a corrected start is a first run
         fixed = {**env, "LMSGATE_API_KEY": "a-long-enough-key-0123"}
         with serving(tmp_path, fixed) as (base, output):
             resp = httpx.get(f"{base}/unified/lms/completions", headers={

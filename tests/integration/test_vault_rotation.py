@@ -61,6 +61,13 @@ def test_rotate_reencrypts_everything(fresh_url: str, tmp_path: Path, monkeypatc
         assert open_credentials(c.vault, account)["password"] == password  # a running server follows
     assert all(p not in result.output for p in passwords.values())
 
+    result = runner.invoke(app, ["vault", "drop-old-keys", "--database-url", fresh_url])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 0 account(s); 3 already used it" in result.output and "1 old key(s) removed" in result.output
+    assert [k.id for k in KeyFile(key_file).read().keys] == [new_key]  # no new key: the rotation's is kept
+    for account_id, password in passwords.items():  # a server that loaded both keys still reads them
+        assert open_credentials(c.vault, c.tenancy._load_account(account_id))["password"] == password
+
     result = runner.invoke(app, ["vault", "rotate", "--database-url", fresh_url, "--drop-old-keys"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 3 account(s)" in result.output  # onto the third key
@@ -85,3 +92,5 @@ def test_rotate_with_keys_from_the_environment(fresh_url: str, tmp_path: Path,
     assert account.credentials.split(".")[1] == new.id
     assert open_credentials(vault_for(new.encoded(), None, fresh_url), account)["password"] == "env-password-1"
     assert not (tmp_path / "vault.key").exists()
+    dropped = CliRunner().invoke(app, ["vault", "drop-old-keys", "--database-url", fresh_url])
+    assert dropped.exit_code == 1 and "LMSGATE_VAULT_KEY" in dropped.output and "Traceback" not in dropped.output

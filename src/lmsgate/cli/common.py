@@ -139,7 +139,7 @@ def open_store(database_url: str | None, settings: Settings | None = None) -> Co
         shown = _safe_url(settings.database_url)  # a password never reaches the terminal
         fail(f"--database-url {shown} is not a database URL lmsgate can use: "
              f"{str(exc).replace(settings.database_url, shown)}",
-             "Use sqlite:///path/to/file.db or postgresql://user:password@host:5432/name.")
+             "Use sqlite:///path/to/file.db or postgresql://user:password@host:5432/name.", code=USAGE)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         fail(f"cannot open the database {_safe_url(settings.database_url)}: {reason}",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from lmsgate.cli import accounts, completions, deliveries, keys, worker
-from lmsgate.cli.common import DbOption, console, fail, friendly, open_store, settle_gc
+from lmsgate.cli.common import USAGE, DbOption, console, fail, friendly, open_store, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
@@ -35,14 +35,15 @@ def serve(
     from lmsgate.api.app import create_app
     from lmsgate.logs import configure_logging
     from lmsgate.setup import ensure_first_run
+    from lmsgate.store.tenancy import MIN_KEY_LENGTH
 
     settings = _settings(database_url, host=host, port=port)
+    if settings.api_key is not None and len(settings.api_key) < MIN_KEY_LENGTH:  # before anything is made
+        fail(f"LMSGATE_API_KEY: an API key must be at least {MIN_KEY_LENGTH} characters long",
+             "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.", code=USAGE)
     configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
     container = open_store(database_url, settings)
-    try:
-        first = ensure_first_run(container)
-    except ValueError as exc:  # the only one: a pinned key too short to be a secret
-        fail(f"LMSGATE_API_KEY: {exc}", "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.")
+    first = ensure_first_run(container)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]lmsgate[/] on {base}  (store: {container.engine.url.render_as_string(hide_password=True)})")
     if first.new_api_key:
@@ -91,7 +92,8 @@ app.add_typer(vault_app, name="vault")
 def vault_rotate(
     database_url: DbOption = None,
     drop_old_keys: Annotated[bool, typer.Option(
-        "--drop-old-keys", help="After a clean rotation, remove the old keys from the key file.")] = False,
+        "--drop-old-keys", help="Then remove the old keys from the key file, as `lmsgate vault drop-old-keys` "
+        "does (a second rotation with this option makes another new key).")] = False,
 ) -> None:
     """Re-encrypt every linked account's credentials with a new key.
 
@@ -99,20 +101,54 @@ def vault_rotate(
     reading) and everything is re-encrypted with it. With LMSGATE_VAULT_KEY, put the new key first
     in the variable (new,old) and run this to re-encrypt everything with it.
     """
-    from lmsgate.vault import KeyFile, default_key_file, generate_key
+    from lmsgate.vault import generate_key
 
     settings = _settings(database_url)
     container = open_store(database_url, settings)
-    key_file = None
-    if settings.vault_key is None:
-        path = Path(settings.vault_key_file) if settings.vault_key_file else default_key_file(settings.database_url)
-        if path is None:
-            console.print("An in-memory database has no stored credentials to rotate.")
-            raise typer.Exit(1)
-        key_file = KeyFile(path)
+    key_file = _key_file(settings)
+    if key_file is not None:
         key_file.load_or_create()
         key_file.prepend(generate_key())
         container.vault.reload()
+    _reseal(container, key_file if drop_old_keys else None)
+
+
+@vault_app.command("drop-old-keys")
+@friendly
+def vault_drop_old_keys(database_url: DbOption = None) -> None:
+    """Finish a rotation: remove every key but the newest from the key file.
+
+    Run it after `lmsgate vault rotate`, when you no longer need the old keys (a backup of the
+    database taken before the rotation needs them). Running lmsgate processes need no restart:
+    one that meets a key it has not loaded reads the key file again. Anything still encrypted
+    with an older key is re-encrypted first; if any account cannot be read, no key is removed.
+    No new key is made.
+    """
+    settings = _settings(database_url)
+    container = open_store(database_url, settings)
+    key_file = _key_file(settings)
+    if key_file is None:
+        fail("the keys come from LMSGATE_VAULT_KEY, not a file", "Remove the old keys from the variable yourself.")
+    if not key_file.path.exists():
+        fail(f"no key file at {key_file.path}", "Check LMSGATE_VAULT_KEY_FILE.")
+    _reseal(container, key_file)
+
+
+def _key_file(settings: Settings) -> Any:
+    """The vault's key file, or None when the keys come from LMSGATE_VAULT_KEY."""
+    from lmsgate.vault import KeyFile, default_key_file
+
+    if settings.vault_key is not None:
+        return None
+    path = Path(settings.vault_key_file) if settings.vault_key_file else default_key_file(settings.database_url)
+    if path is None:
+        fail("an in-memory database has no stored credentials and no key file")
+    return KeyFile(path)
+
+
+def _reseal(container: Any, drop_from: Any) -> None:
+    """Re-encrypt what is not under the primary key; then, if everything could be read and
+    ``drop_from`` is a key file, keep only its primary key."""
     report = container.accounts.rotate()
     console.print(f"Vault key {report.key_id} ({container.vault.keyring.source}): re-encrypted "
                   f"{report.resealed} account(s); {report.current} already used it.")
@@ -122,12 +158,10 @@ def vault_rotate(
         console.print(f"[red]{len(report.unreadable)} account(s) could not be decrypted with any key and "
                       f"were left as they are:[/] {', '.join(report.unreadable)}")
         raise typer.Exit(1)
-    if drop_old_keys:
-        if key_file is None:
-            console.print("Old keys live in LMSGATE_VAULT_KEY: remove them from the variable yourself.")
-        else:
-            key_file.keep_only_primary()
-            console.print(f"Old keys removed from {key_file.path}.")
+    if drop_from is not None:
+        dropped = len(drop_from.read().keys) - 1
+        drop_from.keep_only_primary()
+        console.print(f"{dropped} old key(s) removed from {drop_from.path}.")
 
 
 if __name__ == "__main__":  # pragma: no cover
