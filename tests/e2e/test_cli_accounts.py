@@ -113,3 +113,40 @@ def test_disable_and_enable_a_local_account(db: tuple[str, dict[str, str], Conta
     assert container.resolver.account(project, account_id).status == "active"
     missing = _invoke(db, "accounts", "disable", "nope")
     assert missing.exit_code == 1 and "no linked account 'nope'" in missing.stderr
+
+
+def test_projects_are_made_and_listed_and_their_keys_reach_only_their_accounts(
+        db: tuple[str, dict[str, str], Container]) -> None:
+    """`lmsgate projects create` makes a second tenant from the command line; its key reaches
+    its own linked account and answers 404 for the other project's, as docs/security.md says."""
+    from fastapi.testclient import TestClient
+
+    from lmsgate.api.app import create_app
+
+    empty = _invoke(db, "projects", "list")
+    assert empty.exit_code == 0 and "No projects yet" in empty.output
+    made = _invoke(db, "projects", "create", "Acme Corp", "--with-key")
+    assert made.exit_code == 0, made.output
+    acme, acme_key = made.stdout.split()[-2:]
+    other = _invoke(db, "projects", "create", "Beta")
+    beta = other.stdout.split()[-1]
+    beta_key = _invoke(db, "keys", "create", "--project", beta, "--name", "beta-app").stdout.split()[-1]
+    for project in (acme, beta):
+        linked = _invoke(db, "accounts", "link", "local", "--project", project, "--id", f"acct-{project[-4:]}",
+                         "--no-input")
+        assert linked.exit_code == 0, linked.output
+    listed = _invoke(db, "projects", "list")
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.stdout.splitlines() if line.strip().startswith(("01", "0"))]
+    assert [(r[0], r[-2], r[-1]) for r in rows] == [(acme, "1", "1"), (beta, "1", "1")]
+    assert "Acme Corp" in listed.stdout
+    assert _invoke(db, "projects", "create", " ").exit_code == 1
+
+    with TestClient(create_app(db[2])) as client:
+        def post(key: str, account: str) -> int:
+            return client.post("/unified/lms/users/u1/completions", auth=(key, ""), headers={"x-account-id": account},
+                               json={"learning_object_external_reference": "c-1"}).status_code
+
+        assert post(acme_key, f"acct-{acme[-4:]}") == 201
+        assert post(beta_key, f"acct-{beta[-4:]}") == 201
+        assert post(acme_key, f"acct-{beta[-4:]}") == 404  # another project's account: as if it did not exist

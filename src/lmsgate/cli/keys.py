@@ -67,7 +67,7 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, as `lmsgate keys list` shows it (not the key).")],
     database_url: DbOption = None,
 ) -> None:
-    """Revoke an API key. Running servers refuse it within 30 seconds (they cache good keys)."""
+    """Revoke an API key. Running servers refuse it within 5 seconds (they remember good keys that long)."""
     container = open_store(database_url)
     found = container.tenancy.list_keys(key_id=key_id)
     if not found:

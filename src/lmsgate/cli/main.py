@@ -8,13 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from lmsgate.cli import accounts, completions, deliveries, keys, worker
+from lmsgate.cli import accounts, completions, deliveries, keys, projects, worker
 from lmsgate.cli.common import USAGE, DbOption, console, fail, friendly, open_store, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
 app = typer.Typer(help="lmsgate: a self-hosted unified LMS API.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(completions.app, name="completions")

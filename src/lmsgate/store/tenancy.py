@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Text, cast, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, Text, cast, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from lmsgate.ids import new_id
@@ -133,6 +133,18 @@ class Tenancy:
         with self.engine.begin() as conn:
             conn.execute(insert(t.projects).values(id=pid, name=name, created_at=now()))
         return pid
+
+    def list_projects(self) -> list[tuple[str, str, datetime, int, int]]:
+        """Every project, oldest first: (id, name, created, its accounts, its unrevoked keys)."""
+        accounts = (select(func.count()).select_from(t.accounts)
+                    .where(t.accounts.c.project_id == t.projects.c.id).scalar_subquery())
+        keys = (select(func.count()).select_from(t.api_keys)
+                .where(t.api_keys.c.project_id == t.projects.c.id, t.api_keys.c.revoked_at.is_(None))
+                .scalar_subquery())
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.projects.c.id, t.projects.c.name, t.projects.c.created_at, accounts, keys)
+                                .order_by(t.projects.c.created_at, t.projects.c.id))
+            return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def first_project(self) -> str | None:
         with self.engine.connect() as conn:
