@@ -8,7 +8,7 @@ would start it. The servers differ only in the settings the tests need:
   allowed (``LMSGATE_OUTBOUND_ALLOW_NETWORKS``), so an ``xapi`` account can be linked to an
   LRS address on this machine; the tests only use operations that never call it;
 * ``ratelimited_server``: 60 requests per minute per key, to reach a real 429 quickly;
-* ``heartbeat_server``: heartbeats after 0.5 s, every 0.1 s, so a slow request shows them.
+* ``heartbeat_server``: heartbeats after 0.25 s, every 0.05 s, so a slow request shows them.
 
 Extra linked accounts are made through lmsgate's accounts API (``POST /accounts``,
 ``PATCH /accounts/{id}``), except what that API rightly refuses, such as an account on a
@@ -179,8 +179,8 @@ def ratelimited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lms
 
 @pytest.fixture(scope="session")
 def heartbeat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LmsgateServer]:
-    yield from _serve(tmp_path_factory, "heartbeat", heartbeat_after_seconds="0.5",
-                      heartbeat_interval_seconds="0.1", rate_limit_per_minute="0")
+    yield from _serve(tmp_path_factory, "heartbeat", heartbeat_after_seconds="0.25",
+                      heartbeat_interval_seconds="0.05", rate_limit_per_minute="0")
 
 
 @pytest.fixture
