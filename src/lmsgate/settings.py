@@ -20,7 +20,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. sqlite:///path for the embedded store, postgresql://... at scale.",
     )
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
     api_key: str | None = Field(
         default=None, description="Pin the first API key (scripted deployments). Never logged."
     )

@@ -384,6 +384,18 @@ def test_import_and_export_through_a_running_server(store: Store, tmp_path: Path
             assert sum(1 for _ in client.lms.iter_completions(page_size=1000)) == 300
         exported = run(["completions", "export", *remote, "--format", "jsonl"], store, tmp_path)
         assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 300
+        # A run that fails at once (a wrong key) leaves the last report and the last export alone.
+        report = tmp_path / "remote.jsonl.rejected.csv"
+        assert "line" in report.read_text()
+        wrong = ["--server-url", base, "--api-key", "lmsg_" + "x" * 43, "--account-id", store.account_id]
+        failed = run(["completions", "import", str(jsonl), *wrong, "--restart"], store, tmp_path)
+        assert failed.returncode == 1 and "401" in failed.stderr, failed.stderr
+        assert report.exists() and "score.percentage" in report.read_text()
+        out = tmp_path / "export.jsonl"
+        assert run(["completions", "export", *remote, "-o", str(out)], store, tmp_path).returncode == 0
+        failed = run(["completions", "export", *wrong, "-o", str(out)], store, tmp_path)
+        assert failed.returncode == 1 and len(out.read_text().splitlines()) == 300
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
     assert store.count() == 300
 
 

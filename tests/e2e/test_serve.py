@@ -61,6 +61,10 @@ MISTAKES = [
      "cannot open the database postgresql://u:***@127.0.0.1:1/x", 1),
     (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 2),
     (["vault", "rotate"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level", 2),
+    (["serve", "--port", "99999"], {}, "--port: Input should be less than or equal to 65535", 2),
+    # a read or a change of an existing store, on a path that holds none: a typo, not a new store
+    (["keys", "list", "--database-url", "sqlite:///typo/x.db"], {}, "no lmsgate database at", 1),
+    (["completions", "export", "--database-url", "sqlite:///typo/x.db"], {}, "no lmsgate database at", 1),
 ]
 
 
@@ -71,13 +75,15 @@ def test_a_mistake_in_the_setup_is_one_line_not_a_stack_trace(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
     if "--database-url" not in args:
         env = {"LMSGATE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env}
-    done = subprocess.run([*LMSGATE, *args, *(["--port", str(free_port())] if args[0] == "serve" else [])],
+    port = ["--port", str(free_port())] if args[0] == "serve" and "--port" not in args else []
+    done = subprocess.run([*LMSGATE, *args, *port],
                           cwd=tmp_path, env={**inherited, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stdout + done.stderr
     first = done.stderr.strip().splitlines()[0]
     assert first.startswith("Error: ") and message in first, done.stderr
-    assert not (tmp_path / "x.db").exists() and not (tmp_path / ".lmsgate").exists()  # nothing was made
+    made = [p.name for p in tmp_path.iterdir()]
+    assert made == [], made  # nothing was made: no database, no directory for one
     if "LMSGATE_API_KEY" in env:
         # a corrected start is a first run
         fixed = {**env, "LMSGATE_API_KEY": "a-long-enough-key-0123"}

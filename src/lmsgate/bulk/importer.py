@@ -60,7 +60,9 @@ class RejectReport:
     """The CSV report of rejected rows: ``line``, ``reason`` and the ``record`` as in the file.
 
     Created at the first rejected row. A fresh import replaces an old report at the same
-    path; a resumed one keeps the rows of lines before ``resume_line`` and appends.
+    path once it has got through its first batch (a run that fails before, on a wrong key
+    say, leaves the last report alone); a resumed one keeps the rows of lines before
+    ``resume_line`` and appends.
     """
 
     def __init__(self, path: Path | None, *, resume_line: int | None = None,
@@ -70,10 +72,11 @@ class RejectReport:
         self.count = 0
         self._file = None
         self._writer: csv.DictWriter[str] | None = None
+        self._old = False
         if path is None or not path.exists():
             return
         if resume_line is None:
-            path.unlink()
+            self._old = True  # replaced by the first row, or removed after the first batch
             return
         with path.open(newline="", encoding="utf-8") as f:
             kept = [row for row in csv.DictReader(f) if row.get("line", "").isdigit()
@@ -85,6 +88,7 @@ class RejectReport:
     def _write_row(self, row: dict[str, str]) -> None:
         if self._writer is None:
             assert self.path is not None
+            self._old = False  # opening for writing replaces it
             self._file = self.path.open("w", newline="", encoding="utf-8")
             self._writer = csv.DictWriter(self._file, REPORT_COLUMNS)
             self._writer.writeheader()
@@ -98,8 +102,12 @@ class RejectReport:
             self._write_row({"line": str(refused.line), "reason": refused.reason, "record": refused.raw})
 
     def flush(self) -> None:
+        """Called after each batch is accounted for."""
         if self._file is not None:
             self._file.flush()
+        elif self._old and self.path is not None:
+            self.path.unlink(missing_ok=True)  # this run is under way and has rejected nothing yet
+            self._old = False
 
     def close(self) -> None:
         if self._file is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
 import typer
@@ -126,13 +127,28 @@ def settings_for(database_url: str | None, **extra: object) -> Settings:
              code=USAGE)
 
 
-def open_store(database_url: str | None, settings: Settings | None = None) -> Container:
-    """Bootstrap lmsgate on the database (creating or upgrading its schema), or fail readably."""
+def open_store(database_url: str | None, settings: Settings | None = None, *, create: bool = False) -> Container:
+    """Bootstrap lmsgate on the database (upgrading its schema), or fail readably.
+
+    Only ``serve`` and ``migrate`` pass ``create``: for every other command, an SQLite file
+    that does not exist is a mistyped path, not a wish for a new, empty store (which would
+    then be listed as empty, or get a key nobody's server reads)."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     from lmsgate.bootstrap import bootstrap
 
     settings = settings or settings_for(database_url)
+    if not create:
+        try:
+            parsed = make_url(settings.database_url)
+        except ArgumentError:
+            parsed = None  # reported below, by bootstrap
+        path = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+        if path not in (None, "", ":memory:") and not Path(path).expanduser().exists():
+            fail(f"no lmsgate database at {Path(path).expanduser()}",
+                 "Check --database-url (or LMSGATE_DATABASE_URL, a .env file); `lmsgate serve` or "
+                 "`lmsgate migrate` creates a new one.")
     try:
         return bootstrap(settings)
     except (ArgumentError, NoSuchModuleError) as exc:

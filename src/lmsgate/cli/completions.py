@@ -348,13 +348,19 @@ def export(
         def pages() -> Any:
             return store_pages(container.service, ctx, user_id=user_id, updated_after=since)
 
-    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
-
+    # Into a file beside --output, renamed over it only once the export is complete: a failed
+    # export (a wrong key, an interruption) leaves an earlier file of the same name as it was.
+    partial = output.with_name(f".{output.name}.partial") if output else None
+    stream = partial.open("w", newline="", encoding="utf-8") if partial else sys.stdout
     try:
         count = _run(client, lambda: export_completions(pages(), stream, out_format),
                      None if server_url else container)
-    finally:
-        if output:
+    except BaseException:
+        if partial:
             stream.close()
-    if output:
+            partial.unlink(missing_ok=True)
+        raise
+    if output and partial:
+        stream.close()
+        partial.replace(output)
         console.print(f"Exported {count:,} completions to {escape(str(output))}.")

@@ -43,7 +43,7 @@ def serve(
         fail(f"LMSGATE_API_KEY: an API key must be at least {MIN_KEY_LENGTH} characters long",
              "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.", code=USAGE)
     configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
-    container = open_store(database_url, settings)
+    container = open_store(database_url, settings, create=True)
     first = ensure_first_run(container)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]lmsgate[/] on {base}  (store: {container.engine.url.render_as_string(hide_password=True)})")
@@ -69,7 +69,7 @@ def serve(
 @friendly
 def migrate(database_url: DbOption = None) -> None:
     """Create or upgrade the database schema to the newest version."""
-    container = open_store(database_url)
+    container = open_store(database_url, create=True)
     console.print(f"Schema is up to date on {container.engine.url.render_as_string(hide_password=True)}")
 
 
