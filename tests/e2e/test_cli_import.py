@@ -424,6 +424,11 @@ def test_keys_are_created_once_listed_and_revoked(store: Store) -> None:
     assert listed.exit_code == 0 and "reporting" in listed.stdout and key[:12] in listed.stdout
     assert key not in listed.stdout
     key_id = next(k.id for k in store.container.tenancy.list_keys(project) if k.name == "reporting")
+    # piped, a table wider than 80 columns is printed whole: the ids can be pasted
+    wide = runner.invoke(app, ["keys", "list", "--all-projects", "--database-url", store.url],
+                         env={"COLUMNS": "60"})
+    assert wide.exit_code == 0 and key_id in wide.stdout and project in wide.stdout and "…" not in wide.stdout.replace(
+        key[:12] + "…", ""), wide.stdout
 
     revoked = runner.invoke(app, ["keys", "revoke", key_id, "--database-url", store.url])
     assert revoked.exit_code == 0 and "revoked" in revoked.stderr

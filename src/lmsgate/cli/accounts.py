@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -23,6 +22,7 @@ from lmsgate.cli.common import (
     fail,
     friendly,
     open_store,
+    print_table,
     project_for,
     run_with,
 )
@@ -197,7 +197,7 @@ def list_accounts(
         status = a.status if a.status == "active" else f"[yellow]{a.status}[/]"
         table.add_row(a.id, a.provider, status, escape(a.origin_owner_name or a.origin_owner_id or ""),
                       escape(a.label or ""), escape(settings))
-    Console(soft_wrap=True).print(table)
+    print_table(table)
 
 
 def _account(container: Container, account_id: str) -> Account:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from lmsgate.settings import Settings
 
@@ -96,6 +97,17 @@ def settle_gc() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     sys.setswitchinterval(0.001)
+
+
+def print_table(table: Table) -> None:
+    """Print a table to standard output whole: wider than the terminal (or than the 80
+    columns assumed when piped) it is not squeezed, since a cut id cannot be pasted into
+    the next command; the terminal wraps the long lines instead."""
+    out = Console(soft_wrap=True)
+    natural = out.measure(table, options=out.options.update_width(100_000)).maximum
+    if natural > out.width:
+        out = Console(soft_wrap=True, width=natural)
+    out.print(table)
 
 
 def paragraphs(text: str) -> str:
@@ -210,7 +222,7 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import DBAPIError
 
-        from lmsgate.client import LmsClientError
+        from lmsgate.client import LmsClientError, TransportError
         from lmsgate.errors import LmsGateError
 
         try:
@@ -220,6 +232,10 @@ def friendly(func: F) -> F:
             if exc.hint:
                 console.print(escape(exc.hint))
             raise typer.Exit(exc.code) from None
+        except TransportError as exc:  # no answer at all: nothing came "from the server"
+            console.print(f"[red]Cannot reach the server:[/] {escape(str(exc))}")
+            console.print("Check --server-url, and that lmsgate is running there.")
+            raise typer.Exit(FAILED) from None
         except LmsClientError as exc:
             console.print(f"[red]Error from the server:[/] {escape(str(exc))}")
             raise typer.Exit(FAILED) from None

@@ -120,7 +120,7 @@ def _remote_client(server_url: str, api_key: str | None, account_id: str | None)
     from lmsgate.client import AsyncClient
 
     if not account_id:
-        fail("--account-id is required with --server-url", "Name the linked account on that server.")
+        fail("--account-id is required with --server-url", "Name the linked account on that server.", code=USAGE)
     return AsyncClient(api_key, server_url=server_url, account_id=account_id)
 
 

@@ -28,6 +28,7 @@ from lmsgate.cli.common import (
     fail,
     friendly,
     open_store,
+    print_table,
     project_for,
     run_with,
 )
@@ -215,7 +216,7 @@ def list_deliveries(
             table.add_row(d.id, d.account_id, d.operation, _status(d.status), str(d.attempt_count),
                           _when(d.created_at), _when(d.next_attempt_at or d.delivered_at),
                           escape(_error_text(d.last_error)))
-        Console(soft_wrap=True).print(table)
+        print_table(table)
     if more:
         console.print(f"Showing the first {wanted:,}; more match: pass --all, or a larger --limit.")
 

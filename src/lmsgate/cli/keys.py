@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lmsgate.cli.common import DbOption, ProjectOption, console, fail, friendly, open_store, project_for
+from lmsgate.cli.common import (
+    DbOption,
+    ProjectOption,
+    console,
+    fail,
+    friendly,
+    open_store,
+    print_table,
+    project_for,
+)
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -58,7 +66,7 @@ def list_keys(
         cells = [key.id, escape(key.name), f"{key.prefix}…"] + ([key.project_id] if all_projects else [])
         cells += [f"{key.created_at:%Y-%m-%d}", f"{key.revoked_at:%Y-%m-%d}" if key.revoked_at else ""]
         table.add_row(*cells)
-    Console(soft_wrap=True).print(table)
+    print_table(table)
 
 
 @app.command("revoke")

@@ -20,7 +20,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(completions.app, name="completions")
 app.add_typer(deliveries.app, name="deliveries")
-app.add_typer(worker.app, name="worker")
+app.command("worker")(worker.worker)
 
 
 @app.command()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lmsgate.cli.common import DbOption, console, fail, friendly, open_store
+from lmsgate.cli.common import DbOption, console, fail, friendly, open_store, print_table
 
 app = typer.Typer(help="Projects: each has its own API keys, linked accounts, records and request logs.",
                   no_args_is_help=True)
@@ -58,4 +57,4 @@ def list_projects(database_url: DbOption = None) -> None:
         table.add_column(column, no_wrap=column != "name", overflow="fold")
     for project_id, name, created, accounts, keys in projects:
         table.add_row(project_id, escape(name), f"{created:%Y-%m-%d}", str(accounts), str(keys))
-    Console(soft_wrap=True).print(table)
+    print_table(table)

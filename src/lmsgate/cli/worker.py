@@ -7,22 +7,10 @@ from typing import Annotated
 
 import typer
 
-from lmsgate.cli.common import DbOption, console, fail, friendly, paragraphs, settle_gc
+from lmsgate.cli.common import DbOption, console, fail, friendly, settle_gc
 from lmsgate.cli.common import settings_for as _settings
 
-app = typer.Typer(help="Deliver writes accepted with Prefer: respond-async (scale-out, PostgreSQL).")
 
-
-@app.callback(invoke_without_command=True, help=paragraphs("""
-    Deliver asynchronous writes to the providers until stopped (Ctrl-C or SIGTERM finish the
-    deliveries in flight first).
-
-    Run as many as you like, on one machine or many, next to API processes started with
-    LMSGATE_DELIVERY_IN_PROCESS_WORKER=false. procrastinate shares the work out on the
-    PostgreSQL database; each account is served by one worker at a time, so its limits and the
-    order of its writes hold. A worker that dies (even kill -9) has its accounts taken over by
-    the others after LMSGATE_WORKER_STALLED_AFTER_SECONDS. See docs/operations.md.
-    """))
 @friendly
 def worker(
     database_url: DbOption = None,
@@ -30,6 +18,15 @@ def worker(
         "--concurrency", envvar="LMSGATE_WORKER_CONCURRENCY", min=1,
         help="Accounts this worker delivers for at once.")] = None,
 ) -> None:
+    """Deliver asynchronous writes to the providers until stopped (Ctrl-C or SIGTERM finish the
+    deliveries in flight first).
+
+    Run as many as you like, on one machine or many, next to API processes started with
+    LMSGATE_DELIVERY_IN_PROCESS_WORKER=false. procrastinate shares the work out on the
+    PostgreSQL database; each account is served by one worker at a time, so its limits and the
+    order of its writes hold. A worker that dies (even kill -9) has its accounts taken over by
+    the others after LMSGATE_WORKER_STALLED_AFTER_SECONDS. See docs/operations.md.
+    """
     from lmsgate.delivery.runtime import run_worker
     from lmsgate.logs import configure_logging
 
