@@ -473,3 +473,49 @@ def test_mistakes_get_one_readable_line_and_an_exit_code(store: Store, tmp_path:
     code, err = invoke("completions", "export", "--updated-after", "last week", "--database-url", store.url)
     assert code == 2 and "--updated-after" in err
 
+
+
+def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, tmp_path: Path) -> None:
+    """The client waits out a 429 and tries again by itself; the import says that the server
+    is limiting it (once), so a slow import has a visible reason and a remedy."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answered = {"429": 0, "201": 0}
+    lock = threading.Lock()
+
+    class Limited(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            with lock:
+                limited = answered["429"] < 3
+                answered["429" if limited else "201"] += 1
+                n = answered["201"]
+            body = json.dumps({"statusCode": 429, "message": "Too many requests",
+                               "timestamp": "2024-01-01T00:00:00.000Z"} if limited else
+                              {"statusCode": 201, "message": "Record created successfully.",
+                               "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{n}"}}).encode()
+            self.send_response(429 if limited else 201)
+            if limited:
+                self.send_header("retry-after", "0")
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        file = write_csv(tmp_path / "limited.csv", 20)
+        result = run(["completions", "import", str(file), "--server-url", f"http://127.0.0.1:{httpd.server_address[1]}",
+                      "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 0, result.stderr
+    assert "20 rows, 20 sent" in result.stderr and answered == {"429": 3, "201": 20}
+    assert result.stderr.count("limiting this API key's requests (429)") == 1
+    assert "LMSGATE_RATE_LIMIT_PER_MINUTE" in result.stderr

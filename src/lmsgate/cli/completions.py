@@ -121,7 +121,32 @@ def _remote_client(server_url: str, api_key: str | None, account_id: str | None)
 
     if not account_id:
         fail("--account-id is required with --server-url", "Name the linked account on that server.", code=USAGE)
-    return AsyncClient(api_key, server_url=server_url, account_id=account_id)
+    client = AsyncClient(api_key, server_url=server_url, account_id=account_id)
+    client._http.event_hooks["response"].append(_RateLimitNotice())
+    return client
+
+
+class _RateLimitNotice:
+    """Say so when the server answers 429: the client waits and tries again by itself, and
+    without a word an import at a server's default limit (1,000 requests a minute) just
+    crawls. Said once a minute at most."""
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._said = -self.EVERY
+
+    async def __call__(self, response: Any) -> None:
+        import time
+
+        if response.status_code != 429 or time.monotonic() - self._said < self.EVERY:
+            return
+        self._said = time.monotonic()
+        wait = response.headers.get("retry-after")
+        console.print(f"[yellow]The server is limiting this API key's requests (429)[/]"
+                      f"{f'; waiting {escape(wait)} s before trying again' if wait else ''}. lmsgate's limit is "
+                      "LMSGATE_RATE_LIMIT_PER_MINUTE on the server (1,000 a minute by default): raise it for a "
+                      "big import, or import on the server's machine with --database-url.")
 
 
 def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]], container: Container | None = None) -> T:
