@@ -13,7 +13,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LMSGATE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LMSGATE_", env_file=".env", extra="ignore",
+                                      env_ignore_empty=True)  # VAR= (a blank line in .env) means unset
 
     database_url: str = Field(
         default="sqlite:///.lmsgate/lmsgate.db",
@@ -172,4 +173,31 @@ class Settings(BaseSettings):
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network: {exc}") from None
+        return value
+
+    @field_validator("vault_key")
+    @classmethod
+    def _vault_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """A malformed key is refused with the settings, before any database is opened (the
+        message says which key of the list and what a key is, never the key itself)."""
+        if value is not None:
+            from lmsgate.vault._keyring import Keyring, VaultKeyError
+
+            try:
+                Keyring.from_env(value.get_secret_value())
+            except VaultKeyError as exc:
+                raise ValueError(str(exc).replace("LMSGATE_VAULT_KEY[", "key [").removeprefix(
+                    "LMSGATE_VAULT_KEY ")) from None
         return value

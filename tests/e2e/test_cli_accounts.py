@@ -140,7 +140,7 @@ def test_projects_are_made_and_listed_and_their_keys_reach_only_their_accounts(
     rows = [line.split() for line in listed.stdout.splitlines() if line.strip().startswith(("01", "0"))]
     assert [(r[0], r[-2], r[-1]) for r in rows] == [(acme, "1", "1"), (beta, "1", "1")]
     assert "Acme Corp" in listed.stdout
-    assert _invoke(db, "projects", "create", " ").exit_code == 1
+    assert _invoke(db, "projects", "create", " ").exit_code == 2  # a wrong command line
 
     with TestClient(create_app(db[2])) as client:
         def post(key: str, account: str) -> int:

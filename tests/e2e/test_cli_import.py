@@ -519,3 +519,30 @@ def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, 
     assert "20 rows, 20 sent" in result.stderr and answered == {"429": 3, "201": 20}
     assert result.stderr.count("limiting this API key's requests (429)") == 1
     assert "LMSGATE_RATE_LIMIT_PER_MINUTE" in result.stderr
+
+
+def test_export_targets_and_a_stale_report(store: Store, tmp_path: Path) -> None:
+    """export -o: a directory is refused before any work; a symlink is written through (the
+    link stays a link); nothing half-written is left beside the target. An import of a file
+    without rows removes the report an earlier import left, as one with rows does."""
+    assert run(import_args(write_csv(tmp_path / "some.csv", 5), store), store, tmp_path).returncode == 0
+    export = ["completions", "export", "--account-id", store.account_id, "--format", "jsonl"]
+    refused = run([*export, "-o", str(tmp_path)], store, tmp_path)
+    assert refused.returncode == 2 and "is a directory" in refused.stderr
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert run([*export, "-o", str(link)], store, tmp_path).returncode == 0
+    assert link.is_symlink() and len(real.read_text().splitlines()) == 5
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(HEADER) + "\n" + ",".join(["u"] * len(HEADER)) + "\n")  # one bad row
+    assert run(import_args(empty, store), store, tmp_path).returncode == 3
+    report = tmp_path / "empty.csv.rejected.csv"
+    assert report.exists()
+    empty.write_text(",".join(HEADER) + "\n")  # the same file, now with no rows
+    again = run(import_args(empty, store), store, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not report.exists()  # the old report described a run that is over

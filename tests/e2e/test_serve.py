@@ -61,7 +61,11 @@ MISTAKES = [
      "cannot open the database postgresql://u:***@127.0.0.1:1/x", 1),
     (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 2),
     (["vault", "rotate"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level", 2),
-    (["serve", "--port", "99999"], {}, "--port: Input should be less than or equal to 65535", 2),
+    (["serve"], {"LMSGATE_VAULT_KEY": "not-a-key"}, "LMSGATE_VAULT_KEY: key [0]: a vault key is 32 bytes", 2),
+    (["migrate"], {"LMSGATE_OUTBOUND_ALLOW_NETWORKS": "10.0.0/33x"},
+     "LMSGATE_OUTBOUND_ALLOW_NETWORKS: '10.0.0/33x' is not a network", 2),
+    (["openapi"], {"LMSGATE_LOG_LEVEL": "loud"}, "LMSGATE_LOG_LEVEL: unknown level", 2),
+    (["serve", "--port", "99999"], {}, "--port (or LMSGATE_PORT): Input should be less than or equal to 65535", 2),
     # a read or a change of an existing store, on a path that holds none: a typo, not a new store
     (["keys", "list", "--database-url", "sqlite:///typo/x.db"], {}, "no lmsgate database at", 1),
     (["completions", "export", "--database-url", "sqlite:///typo/x.db"], {}, "no lmsgate database at", 1),

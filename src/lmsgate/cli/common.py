@@ -132,7 +132,8 @@ def settings_for(database_url: str | None, **extra: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err.get("loc") else "?"
-            where = f"--{name.replace('_', '-')}" if name in values else f"LMSGATE_{name.upper()}"
+            env = f"LMSGATE_{name.upper()}"  # an option may have been filled from it, too
+            where = f"--{name.replace('_', '-')} (or {env})" if name in values else env
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
             problems.append(f"{where}: {msg}")
         fail("; ".join(problems), "Fix the option or environment variable named (a .env file counts too).",
@@ -157,8 +158,10 @@ def open_store(database_url: str | None, settings: Settings | None = None, *, cr
         except ArgumentError:
             parsed = None  # reported below, by bootstrap
         path = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
-        if path not in (None, "", ":memory:") and not Path(path).expanduser().exists():
-            fail(f"no lmsgate database at {Path(path).expanduser()}",
+        uri = parsed is not None and (str(parsed.query.get("uri", "")).lower() == "true"
+                                      or (path or "").startswith("file:"))  # left to SQLite to read
+        if path not in (None, "", ":memory:") and not uri and not Path(path).exists():
+            fail(f"no lmsgate database at {path}",
                  "Check --database-url (or LMSGATE_DATABASE_URL, a .env file); `lmsgate serve` or "
                  "`lmsgate migrate` creates a new one.")
     try:

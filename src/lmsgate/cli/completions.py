@@ -373,19 +373,26 @@ def export(
         def pages() -> Any:
             return store_pages(container.service, ctx, user_id=user_id, updated_after=since)
 
+    if output is not None and output.is_dir():
+        fail(f"--output {output}: is a directory", "Name a file.", code=USAGE)
     # Into a file beside --output, renamed over it only once the export is complete: a failed
     # export (a wrong key, an interruption) leaves an earlier file of the same name as it was.
-    partial = output.with_name(f".{output.name}.partial") if output else None
-    stream = partial.open("w", newline="", encoding="utf-8") if partial else sys.stdout
+    # Not for what is not a plain file (a symlink, /dev/stdout): that is written to directly.
+    direct = output is not None and (output.is_symlink() or (output.exists() and not output.is_file()))
+    partial = output.with_name(f".{output.name}.partial") if output is not None and not direct else None
+    target = partial or output
+    stream = target.open("w", newline="", encoding="utf-8") if target is not None else sys.stdout
     try:
         count = _run(client, lambda: export_completions(pages(), stream, out_format),
                      None if server_url else container)
-    except BaseException:
-        if partial:
+        if target is not None:
             stream.close()
-            partial.unlink(missing_ok=True)
-        raise
-    if output and partial:
-        stream.close()
-        partial.replace(output)
+        if partial is not None and output is not None:
+            partial.replace(output)
+    finally:
+        if target is not None:
+            stream.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)  # gone already when it was renamed
+    if output is not None:
         console.print(f"Exported {count:,} completions to {escape(str(output))}.")

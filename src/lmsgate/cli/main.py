@@ -74,12 +74,13 @@ def migrate(database_url: DbOption = None) -> None:
 
 
 @app.command()
+@friendly
 def openapi() -> None:
     """Print lmsgate's OpenAPI document (JSON) to standard output."""
     from lmsgate.api.app import create_app
     from lmsgate.bootstrap import bootstrap
 
-    container = bootstrap(Settings(database_url="sqlite://"))
+    container = bootstrap(_settings("sqlite://"))
     typer.echo(json.dumps(create_app(container).openapi(), indent=2))
 
 
@@ -112,6 +113,8 @@ def vault_rotate(
         key_file.prepend(generate_key())
         container.vault.reload()
     _reseal(container, key_file if drop_old_keys else None)
+    if drop_old_keys and key_file is None:
+        console.print("The old keys are in LMSGATE_VAULT_KEY: remove them from the variable yourself.")
 
 
 @vault_app.command("drop-old-keys")

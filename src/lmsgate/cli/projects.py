@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lmsgate.cli.common import DbOption, console, fail, friendly, open_store, print_table
+from lmsgate.cli.common import USAGE, DbOption, console, fail, friendly, open_store, print_table
 
 app = typer.Typer(help="Projects: each has its own API keys, linked accounts, records and request logs.",
                   no_args_is_help=True)
@@ -31,7 +31,7 @@ def create(
     """
     name = name.strip()
     if not name or len(name) > 200:
-        fail("NAME: give 1 to 200 characters")
+        fail("NAME: give 1 to 200 characters", code=USAGE)
     container = open_store(database_url)
     project_id = container.tenancy.create_project(name)
     console.print(f"Project [bold]{project_id}[/] ({escape(name)}) created.")
