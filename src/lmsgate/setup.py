@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmsgate.bootstrap import Container
-from lmsgate.store.tenancy import MIN_KEY_LENGTH
+from lmsgate.store.tenancy import check_key_secret
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ def ensure_first_run(c: Container) -> FirstRun:
     Safe to run at every start: existing projects, keys and accounts are left alone.
     """
     s = c.settings
-    if s.api_key is not None and len(s.api_key) < MIN_KEY_LENGTH:  # refused before anything is made
-        raise ValueError(f"an API key must be at least {MIN_KEY_LENGTH} characters long")
+    if s.api_key is not None:
+        check_key_secret(s.api_key)  # refused before anything is made
     created = False
     project = c.tenancy.first_project()
     new_key: str | None = None

@@ -137,8 +137,6 @@ class _RateLimitNotice:
         self._said = -self.EVERY
 
     async def __call__(self, response: Any) -> None:
-        import time
-
         if response.status_code != 429 or time.monotonic() - self._said < self.EVERY:
             return
         self._said = time.monotonic()

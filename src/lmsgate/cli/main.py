@@ -36,12 +36,15 @@ def serve(
     from lmsgate.api.app import create_app
     from lmsgate.logs import configure_logging
     from lmsgate.setup import ensure_first_run
-    from lmsgate.store.tenancy import MIN_KEY_LENGTH
+    from lmsgate.store.tenancy import check_key_secret
 
     settings = _settings(database_url, host=host, port=port)
-    if settings.api_key is not None and len(settings.api_key) < MIN_KEY_LENGTH:  # before anything is made
-        fail(f"LMSGATE_API_KEY: an API key must be at least {MIN_KEY_LENGTH} characters long",
-             "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.", code=USAGE)
+    try:
+        if settings.api_key is not None:
+            check_key_secret(settings.api_key)  # before the database is made
+    except ValueError as exc:
+        fail(f"LMSGATE_API_KEY: {exc}", "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.",
+             code=USAGE)
     configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
     container = open_store(database_url, settings, create=True)
     first = ensure_first_run(container)

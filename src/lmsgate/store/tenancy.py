@@ -74,6 +74,12 @@ def _hash(secret: str) -> str:
 MIN_KEY_LENGTH = 16
 
 
+def check_key_secret(secret: str) -> None:
+    """Refuse a pinned key too short to be a secret (ValueError, saying why)."""
+    if len(secret) < MIN_KEY_LENGTH:
+        raise ValueError(f"an API key must be at least {MIN_KEY_LENGTH} characters long")
+
+
 def display_prefix(key: str) -> str:
     """The first characters of a key, kept so people can tell their keys apart."""
     return key[:12]
@@ -157,8 +163,7 @@ class Tenancy:
         """Issue a key. ``secret`` pins its value (it must have the lmsg_ form)."""
         if secret is None:
             secret = f"{KEY_PREFIX}_{secrets.token_urlsafe(32)}"
-        if len(secret) < MIN_KEY_LENGTH:
-            raise ValueError(f"an API key must be at least {MIN_KEY_LENGTH} characters long")
+        check_key_secret(secret)
         kid = new_id()
         with self.engine.begin() as conn:
             conn.execute(
