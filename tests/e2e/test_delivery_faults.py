@@ -8,7 +8,9 @@ The waits are shortened (``delivery_cluster.FAST_RETRIES``); the rules are the p
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import _pg_database
-from delivery_cluster import Cluster, cluster, wait_until
+from delivery_cluster import LMSGATE, Cluster, _free_port, cluster, wait_until
 from simulators.lrs import LrsSimulator
 
 ASYNC = {"Prefer": "respond-async"}
@@ -199,3 +201,53 @@ def test_embedded_mode_outage_on_sqlite(tmp_path: Path) -> None:
         assert c.deliveries(status="dead") == []
         assert sim.max_in_flight["embedded-0"] <= CONCURRENCY
         assert httpx.get(f"{c.base}/health").status_code == 200
+
+
+def _second_server(c: Cluster) -> Cluster:
+    """Another ``lmsgate serve`` on the same database as ``c``'s, on a port of its own."""
+    port = _free_port()
+    log = open(c.cwd / "api-2.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([*LMSGATE, "serve", "--port", str(port)], cwd=c.cwd, env=c.env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    other = dataclasses.replace(c, base=f"http://127.0.0.1:{port}", api=proc, workers=[])
+
+    def up() -> bool:
+        assert proc.poll() is None, (c.cwd / "api-2.log").read_text()
+        try:
+            return httpx.get(f"{other.base}/health", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, 60, "the second API process to start")
+    return other
+
+
+def test_two_servers_on_one_sqlite_file_send_each_delivery_once(tmp_path: Path) -> None:
+    """Two ``lmsgate serve`` on one SQLite file: one sends, the other leaves it to it, and takes
+    over when it dies.
+
+    Two drainers of one database sent a fifth of 2,000 completions twice: each put the other's
+    deliveries in flight back to pending, taking them for a dead worker's."""
+    with LrsSimulator(latency=1.0) as sim, \
+            cluster(tmp_path, f"sqlite:///{tmp_path / 'lmsgate.db'}", sim, workers=0) as first:
+        account = first.link_xapi("two-servers-0")
+        second = _second_server(first)
+        try:
+            n = 2000  # half through each server; with 1 s per provider call, many are in flight at once
+            writes = [(account, f"two-{i}", completion("two-course")) for i in range(n)]
+            for server, part in ((first, writes[::2]), (second, writes[1::2])):
+                assert {a.status_code for a in server.post_many(part, headers=ASYNC)} == {202}
+            wait_until(lambda: sim.delivered_count() >= n, 90, "every statement")
+            wait_until(lambda: not _open(first, [account]), 30, "every delivery to be closed")
+            assert set(sim.accepted.values()) == {1}
+            assert sim.max_in_flight["two-servers-0"] <= CONCURRENCY  # one drainer's limit, not two
+            assert "another lmsgate process is sending the deliveries" in (tmp_path / "api-2.log").read_text()
+
+            first.kill(first.api)  # kill -9: the lock goes with the process
+            more = [(account, f"after-{i}", completion("two-course")) for i in range(100)]
+            assert {a.status_code for a in second.post_many(more, headers=ASYNC)} == {202}
+            wait_until(lambda: sim.delivered_count() >= n + 100, 60, "the second server to take over")
+            assert set(sim.accepted.values()) == {1}
+            assert "now sends the deliveries" in (tmp_path / "api-2.log").read_text()
+        finally:
+            second.stop()

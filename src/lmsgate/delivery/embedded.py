@@ -8,6 +8,14 @@ an account's pause ends), with a timer on the event loop. On start, and every
 retry written to the database by another process, say); every ``housekeeping_seconds`` it
 purges expired idempotency keys. Scale-out on PostgreSQL uses the job engine instead
 (:mod:`lmsgate.delivery.jobs`).
+
+Only one process may drain a database: a second drainer would put the first one's deliveries
+in flight back to pending (it takes them for a crashed worker's) and send them again, and
+each account's limits would count twice. So a runner given a ``lock_path`` (the SQLite file's
+``…-delivery.lock``) drains only while it holds that file's lock. Another ``lmsgate serve`` on
+the same file still accepts writes, and leaves their sending to the holder, whose sweep finds
+them; it tries for the lock at every sweep, and takes over when the holder stops. The
+operating system frees the lock when its process ends, even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import anyio.to_thread
+from filelock import FileLock, Timeout
 
 from lmsgate.delivery.drain import Drainer, utcnow
 from lmsgate.store.deliveries import DeliveryStore
@@ -28,7 +38,7 @@ log = logging.getLogger("lmsgate.delivery")
 class EmbeddedRunner:
     def __init__(self, drainer: Drainer, store: DeliveryStore, *, max_accounts: int = 16,
                  sweep_seconds: float = 2.0, housekeeping_seconds: float = 30.0,
-                 housekeeping: Callable[[], object] | None = None) -> None:
+                 housekeeping: Callable[[], object] | None = None, lock_path: Path | None = None) -> None:
         self.drainer = drainer
         self.store = store
         self.max_accounts = max_accounts
@@ -44,10 +54,28 @@ class EmbeddedRunner:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._slots: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._lock = FileLock(lock_path, thread_local=False) if lock_path is not None else None
+        self._lock_path = lock_path
+
+    @property
+    def draining(self) -> bool:
+        """Whether this runner sends deliveries: it holds the database's drain lock (or needs none)."""
+        return self._lock is None or self._lock.is_locked
+
+    def _take_lock(self) -> bool:
+        """Take the drain lock if it is free; True when this runner holds it."""
+        if self._lock is None or self._lock.is_locked:
+            return True
+        try:
+            self._lock.acquire(blocking=False)
+        except Timeout:
+            return False
+        return True
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(self.max_accounts)
+        self._take_lock()  # now, so that the first writes' wakes are not dropped
         self._sweeper = self._loop.create_task(self._sweep_forever(), name="lmsgate delivery sweep")
 
     async def stop(self) -> None:
@@ -60,6 +88,8 @@ class EmbeddedRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
         self._loop = None
+        if self._lock is not None and self._lock.is_locked:
+            self._lock.release()
 
     async def wake(self, account_ids: Iterable[str]) -> None:
         """Drain these accounts soon. May be called from any event loop or thread."""
@@ -80,6 +110,8 @@ class EmbeddedRunner:
         loop = self._loop
         if loop is None:
             return  # not started (or stopped): the sweep at the next start finds the work
+        if not self.draining:
+            return  # another process drains this database: its sweep finds the work
         if account_id in self._running:
             if delay <= 0:
                 self._again.add(account_id)
@@ -128,7 +160,19 @@ class EmbeddedRunner:
             self._wake(account_id, again)
 
     async def _sweep_forever(self) -> None:
+        waiting = False
         while True:
+            if not self._take_lock():
+                if not waiting:
+                    waiting = True
+                    log.warning("another lmsgate process is sending the deliveries of this database (it holds %s); "
+                                "this one accepts writes and leaves their sending to it, and takes over "
+                                "if it stops", self._lock_path)
+                await asyncio.sleep(self.sweep_seconds)
+                continue
+            if waiting:
+                waiting = False
+                log.warning("this process now sends the deliveries of this database")
             try:
                 accounts = await anyio.to_thread.run_sync(self.store.accounts_with_work, utcnow())
                 for account_id in accounts:

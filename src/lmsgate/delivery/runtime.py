@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.delivery.drain import Drainer
@@ -45,6 +46,17 @@ def delivery_container(container: Container) -> Container:
     if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
         return container
     return bootstrap(delivery_settings(container.settings), migrate=False)
+
+
+def drain_lock_path(container: Container) -> Path | None:
+    """The file whose lock lets one process at a time send a SQLite database's deliveries:
+    ``<database>-delivery.lock`` beside it. None for an in-memory database (one process only)."""
+    url = container.engine.url
+    database = url.database or ":memory:"
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().resolve()
+    return path.with_name(path.name + "-delivery.lock")
 
 
 def housekeeping(store: IdempotencyStore) -> None:
@@ -84,7 +96,8 @@ class DeliveryRuntime:
                 log.warning("on SQLite the API process is the only delivery worker; delivering anyway")
             self.runner = EmbeddedRunner(self._drainer(), DeliveryStore(c.engine),
                                          max_accounts=c.settings.worker_concurrency,
-                                         housekeeping=lambda: housekeeping(keys))
+                                         housekeeping=lambda: housekeeping(keys),
+                                         lock_path=drain_lock_path(c))
             await self.runner.start()
             c.deliveries.waker = self.runner.wake
             return
