@@ -389,3 +389,58 @@ def test_a_batch_upsert_lands_as_the_same_upserts_one_by_one(tenant: Tenant, oth
 
     assert stored(tenant.account_id) == stored(other_tenant.account_id)
     assert len(stored(tenant.account_id)) == len(set(stored(tenant.account_id)))
+
+
+
+@pytest.mark.parametrize("kind", ["content batch", "content", "learner"])
+def test_an_upsert_beaten_to_a_new_key_by_another_process_still_succeeds(
+        tenant: Tenant, db_url: str, kind: str) -> None:
+    """Two apps with engines of their own, as two processes have. App A's upsert looks its key
+    up and finds nothing; just before it inserts, app B upserts the same key and commits. A's
+    insert then breaks the unique key. A batch of content answered that with every item
+    refused (two catalogue syncs at once); A now runs again, finds B's record and updates it.
+    Single upserts survived this already: a group of writes the store refuses is retried item
+    by item."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from lmsgate.api.app import create_app
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+    from support import basic, shared_vault_key_file
+
+    headers = {"Authorization": basic(tenant.api_key), "x-account-id": tenant.account_id}
+    ref = f"racer-{kind.replace(' ', '-')}-{tenant.account_id[-6:]}"
+    table, method, path, body, b_body = {
+        "content batch": ("content", "POST", "/unified/lms/content/batch",
+                          {"items": [{"external_reference": ref, "title": "A"},
+                                     {"external_reference": ref + "-2", "title": "A"}]},
+                          {"items": [{"external_reference": ref, "title": "B"}]}),
+        "content": ("content", "PUT", "/unified/lms/content", {"external_reference": ref, "title": "A"},
+                    {"external_reference": ref, "title": "B"}),
+        "learner": ("lms_users", "PUT", f"/unified/lms/users/{ref}", {"name": "A"}, {"name": "B"}),
+    }[kind]
+    a, b = (bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
+                               delivery_in_process_worker=False, rate_limit_per_minute=0)) for _ in range(2))
+    beaten: list[int] = []
+    with TestClient(create_app(a), raise_server_exceptions=False) as app_a, \
+            TestClient(create_app(b), raise_server_exceptions=False) as app_b:
+
+        @event.listens_for(a.engine, "before_cursor_execute")
+        def b_goes_first(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            if not beaten and statement.startswith(f"INSERT INTO {table} "):
+                beaten.append(app_b.request(method, path, json=b_body, headers=headers).status_code)
+
+        answer = app_a.request(method, path, json=body, headers=headers)
+    a.engine.dispose()
+    b.engine.dispose()
+    assert beaten and set(beaten) <= {201, 202}  # B's upsert landed between A's look-up and its insert
+    assert answer.status_code in (201, 202), answer.text
+    if kind == "content batch":
+        assert answer.json()["errors"] == [[], []]
+    if kind == "learner":
+        assert tenant.get(path).json()["data"]["name"] == "A"  # A wrote last
+    else:
+        listed = {x["external_reference"]: x for x in
+                  tenant.get("/unified/lms/content", params={"page_size": 500}).json()["data"]}
+        assert listed[ref]["title"] == "A"  # one record, with A's values

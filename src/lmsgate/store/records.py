@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import wraps
 from itertools import groupby
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +30,8 @@ from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.tenancy import ACCOUNT_CACHE_SECONDS
 
 Row = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 LEARNER_CACHE = 20_000
@@ -38,6 +41,40 @@ about 4 MB. At 200,000 a 5-minute run of posts, each for a new learner, grew the
 
 
 _WRITTEN_TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
+
+
+class LostRace(Unprocessable):
+    """A write refused because a key it was about to create had just been created by another
+    writer: another process, or another engine on the same database. An upsert looks its key
+    up, then inserts or updates; two processes upserting one key at once can both find
+    nothing and both insert, and the second insert breaks the unique key. Run again, the
+    write finds the row and updates it (see :func:`retry_lost_races`). Answered 422 like any
+    refusal if it keeps happening."""
+
+
+def _breaks_unique_key(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL: unique_violation
+        return True
+    return getattr(orig, "sqlite_errorname", "") in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def retry_lost_races(write: Callable[P, R], attempts: int = 3) -> Callable[P, R]:
+    """``write``, run again (up to ``attempts`` times in all) when it fails with :class:`LostRace`.
+
+    ``write`` must open its own transaction (:meth:`LmsStore.transaction`), not join one: after
+    a refused statement PostgreSQL aborts the whole transaction, so only a new one can try again."""
+
+    @wraps(write)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for _ in range(attempts - 1):
+            try:
+                return write(*args, **kwargs)
+            except LostRace:
+                continue
+        return write(*args, **kwargs)
+
+    return run
 
 
 def refusal(exc: DBAPIError) -> Unprocessable:
@@ -57,7 +94,8 @@ def refusal(exc: DBAPIError) -> Unprocessable:
             if length and longest > length:
                 names.append(f"{column.name} ({longest} characters; at most {length})")
     where = ", ".join(names) + ": " if names else ""
-    return Unprocessable(f"{where}the store refused the record: {reason}")
+    kind = LostRace if _breaks_unique_key(exc) else Unprocessable
+    return kind(f"{where}the store refused the record: {reason}")
 
 
 class LmsStore:

@@ -45,7 +45,7 @@ from lmsgate.store.bulk import Bulk, sqlite_datetime_texts
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.group_commit import GroupCommitter
 from lmsgate.store.pagination import Page, PageRequest
-from lmsgate.store.records import LmsStore
+from lmsgate.store.records import LmsStore, retry_lost_races
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,8 +84,10 @@ async def _run(fn: Callable[[], T]) -> T:
 
 async def _in_one_transaction(store: LmsStore, fn: Callable[[], T]) -> T:
     """Run ``fn`` in a worker thread with every store call inside it in one transaction:
-    a content upsert and the categories and skills it names commit (and fsync) once."""
+    a content upsert and the categories and skills it names commit (and fsync) once. Run
+    again if another process created one of its keys meanwhile (``retry_lost_races``)."""
 
+    @retry_lost_races
     def work() -> T:
         with store.transaction():
             return fn()
@@ -186,14 +188,16 @@ class LocalConnector(Connector):
         # So are assignments, and single content upserts, as a catalogue sync sends them.
         self._assignments: GroupCommitter[tuple[str, str, LmsCreateAssignmentRequestDto], tuple[str, bool]] = \
             GroupCommitter(self._write_assignments)
+        # Upserts look their keys up, then insert or update: one that another process beat
+        # to a new key is run again, and then updates (``retry_lost_races``).
         self._content_upserts: GroupCommitter[tuple[str, LmsUpsertContentRequestDto], tuple[str, bool]] = \
-            GroupCommitter(self._write_content_upserts)
+            GroupCommitter(retry_lost_races(self._write_content_upserts))
         # And course and learner upserts: each is a few statements, written one item after
         # another in a shared transaction (what one by one would give, with one commit).
         self._course_upserts: GroupCommitter[tuple[str, LmsUpsertCourseRequestDto], tuple[str, bool]] = \
-            GroupCommitter(lambda items: self._in_turn(self._upsert_course, items))
+            GroupCommitter(retry_lost_races(lambda items: self._in_turn(self._upsert_course, items)))
         self._user_upserts: GroupCommitter[tuple[str, str, LmsUpsertUserRequestDto], bool] = \
-            GroupCommitter(lambda items: self._in_turn(self._upsert_user, items))
+            GroupCommitter(retry_lost_races(lambda items: self._in_turn(self._upsert_user, items)))
         self._inline_reads = store.engine.dialect.name == "sqlite"
         self._rendered_completions = ComputedPageQuery(
             t.completions, completion_columns(t.completions, store.engine.dialect.name), equal=["user_id"])
