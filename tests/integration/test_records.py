@@ -393,14 +393,18 @@ def test_a_batch_upsert_lands_as_the_same_upserts_one_by_one(tenant: Tenant, oth
 
 
 @pytest.mark.parametrize("kind", ["content batch", "content", "learner"])
-def test_an_upsert_beaten_to_a_new_key_by_another_process_still_succeeds(
-        tenant: Tenant, db_url: str, kind: str) -> None:
+def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
+        tenant: Tenant, db_url: str, backend: str, kind: str) -> None:
     """Two apps with engines of their own, as two processes have. App A's upsert looks its key
-    up and finds nothing; just before it inserts, app B upserts the same key and commits. A's
-    insert then breaks the unique key. A batch of content answered that with every item
-    refused (two catalogue syncs at once); A now runs again, finds B's record and updates it.
-    Single upserts survived this already: a group of writes the store refuses is retried item
-    by item."""
+    up and finds nothing; just before it inserts, app B upserts the same key.
+
+    PostgreSQL: B commits first, and A's insert breaks the unique key. A batch of content
+    answered that with every item refused; A now runs again, finds B's record and updates it.
+    SQLite: A's transaction holds the database's write lock from its look-up on, so B waits
+    for A and then updates A's record. Before, the look-up ran outside the transaction, and
+    SQLite went the way PostgreSQL did."""
+    import threading
+
     from fastapi.testclient import TestClient
     from sqlalchemy import event
 
@@ -422,25 +426,30 @@ def test_an_upsert_beaten_to_a_new_key_by_another_process_still_succeeds(
     }[kind]
     a, b = (bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
                                delivery_in_process_worker=False, rate_limit_per_minute=0)) for _ in range(2))
-    beaten: list[int] = []
+    b_answers: list[int] = []
+    b_thread = threading.Thread(
+        target=lambda: b_answers.append(app_b.request(method, path, json=b_body, headers=headers).status_code))
     with TestClient(create_app(a), raise_server_exceptions=False) as app_a, \
             TestClient(create_app(b), raise_server_exceptions=False) as app_b:
 
         @event.listens_for(a.engine, "before_cursor_execute")
-        def b_goes_first(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-            if not beaten and statement.startswith(f"INSERT INTO {table} "):
-                beaten.append(app_b.request(method, path, json=b_body, headers=headers).status_code)
+        def b_goes_now(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            if not b_thread.is_alive() and not b_answers and statement.startswith(f"INSERT INTO {table} "):
+                b_thread.start()
+                b_thread.join(1.0)  # PostgreSQL: B is done; SQLite: B waits for A's commit
 
         answer = app_a.request(method, path, json=body, headers=headers)
+        b_thread.join(30)
     a.engine.dispose()
     b.engine.dispose()
-    assert beaten and set(beaten) <= {201, 202}  # B's upsert landed between A's look-up and its insert
     assert answer.status_code in (201, 202), answer.text
+    assert b_answers and b_answers[0] in (201, 202)
     if kind == "content batch":
         assert answer.json()["errors"] == [[], []]
+    last = "A" if backend == "postgresql" else "B"
     if kind == "learner":
-        assert tenant.get(path).json()["data"]["name"] == "A"  # A wrote last
+        assert tenant.get(path).json()["data"]["name"] == last
     else:
-        listed = {x["external_reference"]: x for x in
-                  tenant.get("/unified/lms/content", params={"page_size": 500}).json()["data"]}
-        assert listed[ref]["title"] == "A"  # one record, with A's values
+        listed = [x for x in tenant.get("/unified/lms/content", params={"page_size": 500}).json()["data"]
+                  if x["external_reference"] == ref]
+        assert [x["title"] for x in listed] == [last]  # one record, written twice

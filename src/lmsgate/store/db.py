@@ -83,8 +83,18 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """``engine.begin()``, after taking :func:`write_lock`."""
+    """``engine.begin()``, after taking :func:`write_lock`.
+
+    On SQLite the transaction takes the database's write lock at once (``BEGIN IMMEDIATE``).
+    Python's sqlite3 module would otherwise begin only at the first INSERT, UPDATE or DELETE,
+    so the reads before it (an upsert's look-up) ran outside the transaction, and another
+    process could write the same key in between (a second learner or category of one name,
+    or a 422 for a valid upsert)."""
     with write_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool):
+            # (An in-memory database has one connection, shared by this process's threads,
+            # and no other process.)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
 
 
