@@ -546,3 +546,49 @@ def test_export_targets_and_a_stale_report(store: Store, tmp_path: Path) -> None
     again = run(import_args(empty, store), store, tmp_path)
     assert again.returncode == 0, again.stderr
     assert not report.exists()  # the old report described a run that is over
+
+
+def test_messy_files_found_in_the_wild(store: Store, tmp_path: Path) -> None:
+    """Files a helper made by hand, each once refused, mangled or crashed on."""
+    head = "user_id,learning_object_external_reference,completed_at"
+
+    def imported(name: str, text: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / name
+        path.write_text(text)
+        result = run(import_args(path, store, *extra), store, tmp_path)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    # A date that leaves the years 1-9999 once in UTC: one rejected row, not a crash that
+    # lost the file's good rows too.
+    result = imported("offsets.csv", f"{head}\nu1,c1,2024-01-01T00:00:00Z\nu2,c1,0001-01-01T00:30:00+01:00\n"
+                                     f"u3,c1,9999-12-31T23:59:59-01:00\nu4,c1,2024-01-01T00:00:00Z\n")
+    assert result.returncode == 3, result.stderr
+    assert "line 3: completed_at" in result.stderr and "line 4: completed_at" in result.stderr
+    assert store.count() == 2
+
+    # A quote never closed: the record it opens is reported, not stored with every line
+    # after it inside one value.
+    result = imported("quote.csv", f"{head},score.raw_value\nq0,c1,2024-01-02T00:00:00Z,fine\n"
+                                   f"q1,c1,2024-01-02T00:00:00Z,\"unterminated\nq2,c1,2024-01-02T00:00:00Z,ok\n")
+    assert result.returncode == 3, result.stderr
+    assert "line 3: not valid CSV" in result.stderr
+    assert store.count() == 3
+
+    # Excel ends a header with empty columns when cells right of the data were touched.
+    result = imported("excel.csv", f"{head},,\nx1,c1,2024-01-03T00:00:00Z,,\n")
+    assert result.returncode == 0, result.stderr
+    assert store.count() == 4
+
+    # A value over the csv module's default limit of 128 KiB, as the API and an export hold.
+    long_ref = "r" * 140_000
+    result = imported("long.csv", f"{head}\nl1,{long_ref},2024-01-04T00:00:00Z\n")
+    assert result.returncode == 0, result.stderr
+    assert store.count() == 5
+    exported = tmp_path / "out.csv"
+    assert run(["completions", "export", "--account-id", store.account_id, "-o", str(exported)],
+               store, tmp_path).returncode == 0
+    other = store.new_account()
+    again = run(["completions", "import", str(exported), "--account-id", other], store, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert store.count(other) == 5

@@ -170,3 +170,12 @@ def test_huge_integers_in_an_accepted_async_write_are_kept_exactly(tenant: Tenan
     resp = tenant.post(PATH, json=body, headers={"Prefer": "respond-async"})
     assert resp.status_code == 202, resp.text
     assert json.loads(resp.text)["data"]["request"]["body"]["passthrough"] == {"n": big}
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_date_time_beyond_year_9999_or_before_year_1_in_utc_is_a_400(any_path_tenant: Tenant, when: str) -> None:
+    """Valid RFC 3339 text that leaves the years 1-9999 once converted to UTC was a 500."""
+    body = {"learning_object_external_reference": "c", "completed_at": when}
+    assert_stackone_error(any_path_tenant.post(PATH, json=body), 400, "completed_at")
+    for params in ({"filter[updated_after]": when}, {"updated_after": when}):
+        assert_stackone_error(any_path_tenant.get("/unified/lms/completions", params=params), 400, "updated_after")

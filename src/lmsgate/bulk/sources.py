@@ -20,6 +20,14 @@ import orjson
 __all__ = ["Chunk", "Format", "Record", "Source", "SourceError"]
 
 _BOM = b"\xef\xbb\xbf"
+_MAX_FIELD = 64 << 20
+"""The longest CSV value read (64 MiB). Python's csv module stops at 128 KiB by default, and an
+export of values that the API took (a long ``passthrough``, say) could not be imported back."""
+csv.field_size_limit(max(csv.field_size_limit(), _MAX_FIELD))
+_STRICT = {"strict": True}
+"""A quote that is never closed is an error at the end of the file, not a value that silently
+holds every line after it; a character after a closing quote is an error too. The same rules
+cut the file into chunks and read them, so both agree on where each record ends."""
 
 
 class SourceError(Exception):
@@ -130,7 +138,7 @@ class Source:
         with self.path.open("rb") as f:
             lines = _Lines(f, 0, 0)
             try:
-                header = next(csv.reader(lines))
+                header = next(csv.reader(lines, **_STRICT))
             except StopIteration:
                 raise SourceError(f"{self.path}: the file is empty; a CSV file needs a header row") from None
             except csv.Error as exc:
@@ -142,7 +150,7 @@ class Source:
             self._body_start, self._body_line = lines.offset, lines.line + 1
         if not any(self.header):
             raise SourceError(f"{self.path}: the header row is empty")
-        duplicates = sorted({n for n in self.header if self.header.count(n) > 1})
+        duplicates = sorted({n for n in self.header if n and self.header.count(n) > 1})  # blanks: Excel's
         if duplicates:
             raise SourceError(f"{self.path}: the header names these columns twice: {', '.join(duplicates)}")
 
@@ -206,7 +214,7 @@ class Source:
                 taken.append(raw)
                 yield raw.decode("utf-8", "replace")
 
-        reader = csv.reader(feed())
+        reader = csv.reader(feed(), **_STRICT)
         while True:
             try:
                 next(reader)
@@ -222,7 +230,7 @@ class Source:
         header = self.header
         width = len(header)
         lines = _Lines(f, offset, line - 1)
-        reader = csv.reader(lines)
+        reader = csv.reader(lines, **_STRICT)
         while True:
             start = lines.line + 1
             try:

@@ -73,7 +73,10 @@ def parse_datetime(value: Any) -> datetime:
             raise ValueError(f"{value!r} is not a valid date-time: {exc}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:30:00+01:00, 9999-12-31T23:59:59-01:00
+        raise ValueError(f"{value!r} falls outside the years 1 to 9999 once converted to UTC") from None
 
 
 def format_datetime(dt: datetime) -> str:
