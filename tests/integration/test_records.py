@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -453,3 +455,73 @@ def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
         listed = [x for x in tenant.get("/unified/lms/content", params={"page_size": 500}).json()["data"]
                   if x["external_reference"] == ref]
         assert [x["title"] for x in listed] == [last]  # one record, written twice
+
+
+@contextmanager
+def _apps_with_own_engines(db_url: str, count: int = 2) -> Iterator[list[Any]]:
+    """``count`` apps on the suite's database, each with an engine of its own (as processes)."""
+    from fastapi.testclient import TestClient
+
+    from lmsgate.api.app import create_app
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+    from support import shared_vault_key_file
+
+    with ExitStack() as stack:
+        clients = []
+        for _ in range(count):
+            c = bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
+                                   delivery_in_process_worker=False, rate_limit_per_minute=0))
+            stack.callback(c.engine.dispose)
+            clients.append(stack.enter_context(TestClient(create_app(c), raise_server_exceptions=False)))
+        yield clients
+
+
+def test_a_new_category_named_by_concurrent_upserts_is_made_once(tenant: Tenant, db_url: str) -> None:
+    """Courses and content naming the same new category and skill, upserted at once through
+    two apps (and, within each, through two kinds of write that commit apart). Categories and
+    skills are found by name, which no constraint makes unique: on PostgreSQL most names were
+    made two to four times."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from support import basic
+
+    headers = {"Authorization": basic(tenant.api_key), "x-account-id": tenant.account_id}
+    names = [f"Topic {i}" for i in range(12)]
+
+    def send(job: tuple[Any, str, str, int]) -> int:
+        client, kind, name, n = job
+        taxonomy = {"categories": [{"name": name}], "skills": [{"name": f"{name} skill"}]}
+        body = {"external_reference": f"{kind}-{name}-{n}", "title": name, **taxonomy}
+        return client.put(f"/unified/lms/{kind}", json=body, headers=headers).status_code
+
+    with _apps_with_own_engines(db_url) as (a, b), ThreadPoolExecutor(8) as pool:
+        jobs = [(client, kind, name, n) for name in names for n, client in enumerate((a, b))
+                for kind in ("courses", "content")]
+        assert set(pool.map(send, jobs)) == {201}
+    for path, suffix in (("/unified/lms/categories", ""), ("/unified/lms/skills", " skill")):
+        made = [x["name"] for x in tenant.get(path, params={"page_size": 500}).json()["data"]]
+        assert sorted(made) == sorted(f"{n}{suffix}" for n in names), path
+
+
+def test_patches_of_different_fields_at_once_all_land(tenant: Tenant, db_url: str) -> None:
+    """PATCH reads the content, merges the fields sent and writes it back. Three PATCHes of
+    different fields at once, through two apps: on PostgreSQL nearly every object lost one
+    (the reads did not lock the row)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from support import basic
+
+    headers = {"Authorization": basic(tenant.api_key), "x-account-id": tenant.account_id}
+    with _apps_with_own_engines(db_url) as (a, b), ThreadPoolExecutor(6) as pool:
+        ids = [a.put("/unified/lms/content", json={"external_reference": f"patch-{i}", "title": "old",
+                                                   "description": "old", "tags": ["old"]},
+                     headers=headers).json()["data"]["id"] for i in range(10)]
+        changes = [{"title": "new"}, {"description": "new"}, {"tags": ["new"]}]
+        jobs = [(client, cid, change) for cid in ids for client, change in zip((a, b, a), changes)]
+        answers = list(pool.map(lambda j: j[0].patch(f"/unified/lms/content/{j[1]}", json=j[2],
+                                                        headers=headers).status_code, jobs))
+    assert set(answers) == {201}
+    for cid in ids:
+        got = tenant.get(f"/unified/lms/content/{cid}").json()["data"]
+        assert (got["title"], got["description"], got["tags"]) == ("new", "new", ["new"]), got

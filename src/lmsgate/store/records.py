@@ -16,7 +16,7 @@ from functools import wraps
 from itertools import groupby
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, UniqueConstraint, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -75,6 +75,15 @@ def retry_lost_races(write: Callable[P, R], attempts: int = 3) -> Callable[P, R]
         return write(*args, **kwargs)
 
     return run
+
+
+def _unique_per_account(table: Table, key: str) -> bool:
+    """Whether a constraint makes ``key`` unique within an account (content and courses by
+    ``external_reference``, every record by ``id``)."""
+    if key == "id":
+        return True
+    return any(isinstance(c, UniqueConstraint) and [col.name for col in c.columns] == ["account_key", key]
+               for c in table.constraints)
 
 
 def refusal(exc: DBAPIError) -> Unprocessable:
@@ -198,12 +207,18 @@ class LmsStore:
         rows: list[Any] = conn.execute(q).mappings().all()  # read-only mappings, no copies
         return Page.cut(rows, page.page_size, lambda row: row["id"])
 
-    def get(self, table: Table, account_id: str, record_id: str, **match: Any) -> Row | None:
+    def get(self, table: Table, account_id: str, record_id: str, *, for_update: bool = False,
+            **match: Any) -> Row | None:
+        """The row, or None. ``for_update``: inside :meth:`transaction`, for a read-merge-write
+        (a PATCH): PostgreSQL locks the row until the commit, so that two merges at once do
+        not lose one's fields. (On SQLite the transaction holds the database's write lock.)"""
         with self._read() as conn:
             q = select(table).where(table.c.account_key == self.account_key(account_id, conn),
                                     table.c.id == record_id)
             for column, value in match.items():
                 q = q.where(table.c[column] == value)
+            if for_update:
+                q = q.with_for_update()
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
 
@@ -407,6 +422,8 @@ class LmsStore:
         with self.transaction() as conn:
             account_key = self.account_key(account_id, conn)
             wanted = list(dict.fromkeys(v[key] for v in docs if v[key] is not None))
+            if wanted and self._dialect == "postgresql" and not _unique_per_account(table, key):
+                self._lock_keys(conn, table, account_key, wanted)
             ids: dict[Any, str] = self._bulk.find(conn, table, account_key, key, wanted, "id") if wanted else {}
             inserts: list[Row] = []
             updates: list[Row] = []
@@ -432,6 +449,18 @@ class LmsStore:
                 conn.execute(update(table).where(table.c.account_key == bindparam("_account_key"),
                                                  table.c.id == bindparam("_id")), list(rows))
         return out
+
+    @staticmethod
+    def _lock_keys(conn: Connection, table: Table, account_key: int | None, keys: list[str]) -> None:
+        """PostgreSQL: hold, until the commit, a lock for each of the account's ``keys`` in
+        ``table``, for keys that no unique constraint guards (a category's name). Two
+        transactions upserting "Safety" at once would both find none and both insert one; the
+        second now waits for the first, and its look-up then finds the first's row. Taken in
+        one statement, in a fixed order, so that two batches cannot deadlock."""
+        conn.execute(text(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
+            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS locks"
+        ), {"keys": [f"{table.name}\x1f{account_key}\x1f{k}" for k in keys]})
 
     def update_doc(self, table: Table, account_id: str, record_id: str, values: Row, ts: datetime) -> bool:
         with self.transaction() as conn:

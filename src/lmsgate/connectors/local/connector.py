@@ -394,7 +394,7 @@ class LocalConnector(Connector):
             values = {"id": item.id or new_id(), "name": item.name, "doc": doc}
             if item.name is None:
                 values.pop("name")
-                existing = self.store.get(table, acct, item.id)
+                existing = self.store.get(table, acct, item.id, for_update=True)
                 if existing:
                     doc = {**existing["doc"], **doc}
                     values["doc"] = doc
@@ -496,7 +496,7 @@ class LocalConnector(Connector):
         acct = ctx.account.id
 
         def work() -> None:
-            row = self.store.get(t.content, acct, content_id)
+            row = self.store.get(t.content, acct, content_id, for_update=True)
             if row is None:
                 raise NotFound(f"content {content_id} not found on account {acct}")
             ts = _now()
