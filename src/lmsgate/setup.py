@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmsgate.bootstrap import Container
+from lmsgate.store.db import one_process_at_a_time
 from lmsgate.store.tenancy import check_key_secret
 
 
@@ -20,11 +21,20 @@ class FirstRun:
 def ensure_first_run(c: Container) -> FirstRun:
     """Create what a fresh install needs, honouring ``LMSGATE_API_KEY`` / ``LMSGATE_ACCOUNT_ID``.
 
-    Safe to run at every start: existing projects, keys and accounts are left alone.
+    Safe to run at every start: existing projects, keys and accounts are left alone. Processes
+    started together on one database take turns here, so that they make one project, key and
+    account between them (without it, three made three of each, or died on the pinned key's
+    unique constraint).
     """
     s = c.settings
     if s.api_key is not None:
         check_key_secret(s.api_key)  # refused before anything is made
+    with one_process_at_a_time(c.engine, "setup"):
+        return _ensure_first_run(c)
+
+
+def _ensure_first_run(c: Container) -> FirstRun:
+    s = c.settings
     created = False
     project = c.tenancy.first_project()
     new_key: str | None = None

@@ -275,6 +275,42 @@ def test_processes_starting_together_on_a_new_database_all_come_up(fresh_url: st
     container.engine.dispose()
 
 
+@pytest.mark.parametrize("pinned", [None, "pinned-" + "k" * 32], ids=["new-key", "pinned-key"])
+def test_servers_starting_together_on_a_new_database_make_one_project_key_and_account(
+        fresh_url: str, pinned: str | None) -> None:
+    """What ``lmsgate serve`` runs before it listens, in several processes at once (engines of
+    their own, released together). Each used to find no project and make one: three projects,
+    keys and accounts, or, with a pinned key, all but one died on its unique constraint."""
+    import threading
+
+    containers = [bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file(),
+                                     api_key=pinned)) for _ in range(3)]
+    start = threading.Barrier(len(containers))
+    got: list[object] = [None] * len(containers)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            got[i] = ensure_first_run(containers[i])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            got[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(containers))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not [g for g in got if isinstance(g, BaseException)], got
+    assert len({(g.project_id, g.account_id) for g in got}) == 1, got  # type: ignore[attr-defined]
+    assert sum(bool(g.new_api_key) for g in got) == (0 if pinned else 1)  # type: ignore[attr-defined]
+    with containers[0].engine.connect() as conn:
+        counts = [conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                  for table in (t.projects, t.api_keys, t.accounts)]
+    assert counts == [1, 1, 1]
+    for c in containers:
+        c.engine.dispose()
+
+
 def test_processes_asking_for_the_instance_secret_together_get_the_same_one(fresh_url: str) -> None:
     """Each process reads the per-instance secret (cursors are signed with it) when it starts;
     on a new database several may find none at once. One makes it; all get that one."""

@@ -24,6 +24,7 @@ from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.delivery.drain import Drainer
 from lmsgate.delivery.embedded import EmbeddedRunner
 from lmsgate.settings import Settings
+from lmsgate.store.db import lock_file_beside
 from lmsgate.store.deliveries import DeliveryStore
 from lmsgate.store.idempotency import IdempotencyStore
 
@@ -51,12 +52,7 @@ def delivery_container(container: Container) -> Container:
 def drain_lock_path(container: Container) -> Path | None:
     """The file whose lock lets one process at a time send a SQLite database's deliveries:
     ``<database>-delivery.lock`` beside it. None for an in-memory database (one process only)."""
-    url = container.engine.url
-    database = url.database or ":memory:"
-    if database == ":memory:" or database.startswith("file:"):
-        return None
-    path = Path(database).expanduser().resolve()
-    return path.with_name(path.name + "-delivery.lock")
+    return lock_file_beside(container.engine, "delivery")
 
 
 def housekeeping(store: IdempotencyStore) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_db_engine", "json_dumps", "json_loads", "normalise_url", "upgrade", "write_lock", "writing"]
+__all__ = ["create_db_engine", "json_dumps", "json_loads", "lock_file_beside", "normalise_url", "one_process_at_a_time",
+           "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -96,6 +97,48 @@ def writing(engine: Engine) -> Iterator[Connection]:
             # and no other process.)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
+
+
+def lock_file_beside(engine: Engine, name: str) -> Path | None:
+    """``<database>-<name>.lock`` beside a SQLite database file, for locks between processes
+    (the operating system frees them when a process ends, even by ``kill -9``). None for an
+    in-memory database, which only one process can see, and for PostgreSQL."""
+    url = engine.url
+    database = url.database or ":memory:"
+    if url.get_backend_name() != "sqlite" or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().resolve()
+    return path.with_name(f"{path.name}-{name}.lock")
+
+
+_SETUP_LOCK = 0x6C6D7367_02
+"""The PostgreSQL advisory lock that processes running first-run setup take turns on."""
+
+
+@contextmanager
+def one_process_at_a_time(engine: Engine, name: str, *, timeout: float = 60.0) -> Iterator[None]:
+    """Hold a lock that other processes on the same database wait for: a file lock beside a
+    SQLite file, a session advisory lock on PostgreSQL. For work made of several
+    transactions that must not interleave with another process's run of it (first-run
+    setup: find the project, key and account, or make them)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
+                conn.commit()
+        return
+    path = lock_file_beside(engine, name)
+    if path is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(path, timeout=timeout, thread_local=False):
+        yield
 
 
 def create_db_engine(url: str) -> Engine:
