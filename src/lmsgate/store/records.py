@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from lmsgate.errors import Unprocessable
+from lmsgate.errors import NotFound, Unprocessable
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
 from lmsgate.store.computed_pages import ComputedPageQuery
@@ -50,6 +50,18 @@ class LostRace(Unprocessable):
     nothing and both insert, and the second insert breaks the unique key. Run again, the
     write finds the row and updates it (see :func:`retry_lost_races`). Answered 422 like any
     refusal if it keeps happening."""
+
+
+class AccountGone(NotFound):
+    """A record refused because its linked account was deleted meanwhile (by another process,
+    within the time it remembers an account): the record tables' only foreign key is the
+    account's."""
+
+
+def _breaks_foreign_key(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    return (getattr(orig, "sqlstate", None) == "23503"  # PostgreSQL: foreign_key_violation
+            or getattr(orig, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_FOREIGNKEY")
 
 
 def _breaks_unique_key(exc: DBAPIError) -> bool:
@@ -86,10 +98,12 @@ def _unique_per_account(table: Table, key: str) -> bool:
                for c in table.constraints)
 
 
-def refusal(exc: DBAPIError) -> Unprocessable:
+def refusal(exc: DBAPIError) -> Unprocessable | AccountGone:
     """What the caller is told when the database refuses a write (on PostgreSQL, a text longer
     than its column). The column is named when the statement's parameters show which value
     was too long: PostgreSQL's own message does not say."""
+    if _breaks_foreign_key(exc):
+        return AccountGone("x-account-id: the linked account was deleted")
     reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
     names: list[str] = []
     found = _WRITTEN_TABLE.match(exc.statement or "")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lmsgate.ids import new_id
 from lmsgate.store import tables as t
+from lmsgate.store.db import writing
 
 KEY_PREFIX = "lmsg"
 
@@ -347,8 +348,14 @@ class Tenancy:
         from sqlalchemy import delete
 
         self.forget_account(account_id)
-        with self.engine.begin() as conn:
-            key = conn.execute(select(t.accounts.c.key).where(t.accounts.c.id == account_id)).scalar()
+        with writing(self.engine) as conn:
+            # Locked first (SQLite: the transaction holds the write lock from its start). On
+            # PostgreSQL a record's insert checks its account with a share lock on the row: the
+            # delete waits for writes in flight, and writes that come after wait for it, then
+            # find the account gone (404). Without it, a record committed after the records'
+            # delete made the account's delete fail (a 500).
+            key = conn.execute(select(t.accounts.c.key).where(t.accounts.c.id == account_id)
+                               .with_for_update()).scalar()
             for table in reversed(t.metadata.sorted_tables):
                 if table is not t.accounts and "account_id" in table.c:
                     conn.execute(delete(table).where(table.c.account_id == account_id))
