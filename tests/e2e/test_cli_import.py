@@ -464,15 +464,23 @@ def test_mistakes_get_one_readable_line_and_an_exit_code(store: Store, tmp_path:
     assert code == 1 and "cannot open the database" in err and "s3cret" not in err
     code, err = invoke("completions", "import", str(ok), "--account-id", "nope", "--database-url", store.url)
     assert code == 1 and "no linked account 'nope'" in err
-    code, err = invoke("completions", "import", str(ok), "--state", str(tmp_path / "no" / "dir" / "s.json"),
-                       "--database-url", store.url)
-    assert code == 1 and "No such file or directory" in err
+    for option, command in (("--state", "import"), ("--report", "import"), ("-o", "export")):
+        # Refused before any work, naming the directory (not a temporary file beside the target).
+        target = str(tmp_path / "no" / "dir" / "out.json")
+        args = [str(ok), option, target] if command == "import" else [option, target]
+        code, err = invoke("completions", command, *args, "--database-url", store.url)
+        assert code == 2 and f"the directory {tmp_path / 'no' / 'dir'} does not exist" in err, (option, err)
+    code, err = invoke("completions", "import", str(odd), "--column", "completed=completed", "--database-url", store.url)
+    assert code == 2 and "not a completion field" in err  # an option's mistake, as the help says
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("user_id;learning_object_external_reference\nu;c\n")
+    code, err = invoke("completions", "import", str(semicolons), "--database-url", store.url)
+    assert code == 1 and "comma-separated" in err
     ghost = store.container.tenancy.create_account(store.container.tenancy.first_project(), "ghost-lms").id
     code, err = invoke("completions", "import", str(ok), "--account-id", ghost, "--database-url", store.url)
     assert code == 1 and "ghost-lms" in err and "501" in err
     code, err = invoke("completions", "export", "--updated-after", "last week", "--database-url", store.url)
     assert code == 2 and "--updated-after" in err
-
 
 
 def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, tmp_path: Path) -> None:

@@ -144,6 +144,11 @@ class CompletionRows:
                 continue
             self._columns.append((field, column, _CONVERT.get(field)))
         if unknown and not ignore_unknown:
+            if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+                raise ColumnError(
+                    f"the header is one column, {header[0]!r}: the file seems to separate its values with "
+                    f"something other than commas. lmsgate reads comma-separated CSV (in Excel: save as "
+                    f"'CSV UTF-8 (Comma delimited)'), or JSON Lines.")
             raise ColumnError(
                 f"the header has columns that are not completion fields: {', '.join(unknown)}. Map them "
                 f"with --column FIELD=COLUMN, or pass --ignore-unknown-columns. The fields are: {', '.join(FIELDS)}"

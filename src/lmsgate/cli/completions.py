@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from lmsgate.cli.common import (
+    FAILED,
     INTERRUPTED,
     OK,
     PARTIAL,
@@ -114,6 +115,14 @@ class _Feedback:
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _in_existing_directory(path: Path | None, option: str) -> None:
+    """Refuse, before any work, a file to write whose directory does not exist (found only
+    at the first write otherwise, and then named by a temporary file's name)."""
+    if path is not None and not path.expanduser().absolute().parent.is_dir():
+        fail(f"{option} {path}: the directory {path.expanduser().absolute().parent} does not exist",
+             "Create it first, or name a file in an existing directory.", code=USAGE)
 
 
 def _remote_client(server_url: str, api_key: str | None, account_id: str | None) -> AsyncClient:
@@ -231,10 +240,14 @@ def import_(
         source = Source(file, source_format)
         rows = CompletionRows(source_format, source.header, _mapping(column or []),
                               ignore_unknown=ignore_unknown_columns)
-    except (SourceError, ColumnError) as exc:
+    except SourceError as exc:
         fail(str(exc))
+    except ColumnError as exc:  # a --column mapping is an option; the header is the file's
+        fail(str(exc), code=USAGE if str(exc).startswith("--column") else FAILED)
     except ValueError:
         fail(f"--format {fmt!r}: use csv or jsonl", code=USAGE)
+    _in_existing_directory(report, "--report")
+    _in_existing_directory(state, "--state")
 
     sink: Any = None
     client: Any = None
@@ -349,6 +362,7 @@ def export(
     if fmt is not None and fmt not in ("csv", "jsonl"):
         fail(f"--format {fmt!r}: use csv or jsonl", code=USAGE)
     out_format = Format(fmt) if fmt else (Format.CSV if output and output.suffix.lower() == ".csv" else Format.JSONL)
+    _in_existing_directory(output, "--output")
     since = None
     if updated_after:
         try:
