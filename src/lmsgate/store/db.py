@@ -111,10 +111,6 @@ def lock_file_beside(engine: Engine, name: str) -> Path | None:
     return path.with_name(f"{path.name}-{name}.lock")
 
 
-_SETUP_LOCK = 0x6C6D7367_02
-"""The PostgreSQL advisory lock that processes running first-run setup take turns on."""
-
-
 @contextmanager
 def one_process_at_a_time(engine: Engine, name: str, *, timeout: float = 60.0) -> Iterator[None]:
     """Hold a lock that other processes on the same database wait for: a file lock beside a
@@ -122,13 +118,14 @@ def one_process_at_a_time(engine: Engine, name: str, *, timeout: float = 60.0) -
     transactions that must not interleave with another process's run of it (first-run
     setup: find the project, key and account, or make them)."""
     if engine.dialect.name == "postgresql":
+        key = {"k": f"lmsgate:{name}"}
         with engine.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
+            conn.execute(text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key)
             conn.commit()
             try:
                 yield
             finally:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
+                conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
                 conn.commit()
         return
     path = lock_file_beside(engine, name)

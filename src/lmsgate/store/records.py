@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, UniqueConstraint, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lmsgate.errors import NotFound, Unprocessable
@@ -48,8 +48,8 @@ class LostRace(Unprocessable):
     writer: another process, or another engine on the same database. An upsert looks its key
     up, then inserts or updates; two processes upserting one key at once can both find
     nothing and both insert, and the second insert breaks the unique key. Run again, the
-    write finds the row and updates it (see :func:`retry_lost_races`). Answered 422 like any
-    refusal if it keeps happening."""
+    write finds the row and updates it (see :func:`retry_lost_races`). Also a transaction that
+    PostgreSQL undid to end a deadlock. Answered 422 like any refusal if it keeps happening."""
 
 
 class AccountGone(NotFound):
@@ -192,6 +192,12 @@ class LmsStore:
                     self._local.on_commit = None
         except (DataError, IntegrityError) as exc:  # a value the database will not hold: the caller's 422
             raise refusal(exc) from exc
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "40P01":
+                # PostgreSQL undid this transaction to end a deadlock with another (two upserts
+                # locking the same category names in different orders): run it again.
+                raise LostRace("the store undid this write to end a deadlock with another") from exc
+            raise
         for fn in committed:
             fn()
 
