@@ -476,6 +476,10 @@ def test_mistakes_get_one_readable_line_and_an_exit_code(store: Store, tmp_path:
     semicolons.write_text("user_id;learning_object_external_reference\nu;c\n")
     code, err = invoke("completions", "import", str(semicolons), "--database-url", store.url)
     assert code == 1 and "comma-separated" in err
+    old_mac = tmp_path / "old-mac.csv"
+    old_mac.write_bytes(b"user_id,learning_object_external_reference\ru,c\r")
+    code, err = invoke("completions", "import", str(old_mac), "--database-url", store.url)
+    assert code == 1 and "carriage return alone" in err
     ghost = store.container.tenancy.create_account(store.container.tenancy.first_project(), "ghost-lms").id
     code, err = invoke("completions", "import", str(ok), "--account-id", ghost, "--database-url", store.url)
     assert code == 1 and "ghost-lms" in err and "501" in err

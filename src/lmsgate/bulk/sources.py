@@ -30,6 +30,15 @@ holds every line after it; a character after a closing quote is an error too. Th
 cut the file into chunks and read them, so both agree on where each record ends."""
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    """The csv module's complaint, in terms of the file rather than of Python's ``open``."""
+    text = str(exc)
+    if "universal-newline" in text:  # lines ending in a lone CR: the csv module sees one line
+        return ("its lines end with a carriage return alone (an old Mac format); save the file with "
+                "LF or CRLF line endings")
+    return text
+
+
 class SourceError(Exception):
     """The file cannot be read as asked (missing, not a file, no CSV header …)."""
 
@@ -142,7 +151,7 @@ class Source:
             except StopIteration:
                 raise SourceError(f"{self.path}: the file is empty; a CSV file needs a header row") from None
             except csv.Error as exc:
-                raise SourceError(f"{self.path}: the header row is not valid CSV: {exc}") from None
+                raise SourceError(f"{self.path}: the header row is not valid CSV: {_csv_problem(exc)}") from None
             _, bad = lines.take()
             if bad:
                 raise SourceError(f"{self.path}: the header row is not valid UTF-8")
@@ -239,7 +248,7 @@ class Source:
                 return
             except csv.Error as exc:
                 raw, _ = lines.take()
-                yield Record(start, lines.offset, None, raw, f"not valid CSV: {exc}")
+                yield Record(start, lines.offset, None, raw, f"not valid CSV: {_csv_problem(exc)}")
                 continue
             raw, bad = lines.take()
             if not row or (len(row) == 1 and not row[0].strip()):
