@@ -7,21 +7,24 @@ carries its ``request_id`` (the ``x-request-id`` answered to the client), and fi
 
 Masking happens on the handler, so it covers every logger, the libraries' included: the
 credentials of linked accounts and the tokens lmsgate obtained (the set kept by
-:mod:`lmsgate.http`) are replaced by ``[REDACTED]`` in the finished line. lmsgate never logs
-an API key or a request body in the first place.
+:mod:`lmsgate.http`), and anything shaped like an lmsgate API key (``lmsg_…``), are replaced
+by ``[REDACTED]`` in the finished line, extra fields and tracebacks included. lmsgate never
+logs a request body in the first place. httpcore's wire-level trace (raw headers, cookies
+and tokens a provider hands out among them) is left out even at ``debug``.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from lmsgate.http._redact import _RedactingFilter
+from lmsgate.http._redact import MASK, _known, _RedactingFilter
 
 __all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 
@@ -31,8 +34,19 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("lms
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
+_API_KEY = re.compile(r"lmsg_[A-Za-z0-9_\-]{16,}")
+"""The shape of the API keys lmsgate issues (a pinned ``LMSGATE_API_KEY`` is masked by value)."""
+
+
+def _masked(line: str) -> str:
+    return _known.text(_API_KEY.sub(MASK, line))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        return _masked(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
@@ -61,7 +75,7 @@ class _TextFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
-        return f"{text} request_id={request_id}" if request_id else text
+        return _masked(f"{text} request_id={request_id}" if request_id else text)
 
 
 class _MaskLine(logging.Filter):
@@ -91,6 +105,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None
     root.addHandler(make_handler(fmt, stream))
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in ("httpcore", "hpack"):  # their debug lines are raw wire traces, headers and all
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # uvicorn's own handlers would print twice
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -604,3 +605,39 @@ def test_messy_files_found_in_the_wild(store: Store, tmp_path: Path) -> None:
     again = run(["completions", "import", str(exported), "--account-id", other], store, tmp_path)
     assert again.returncode == 0, again.stderr
     assert store.count(other) == 5
+
+
+def test_a_server_that_echoes_the_key_does_not_get_it_printed(store: Store, tmp_path: Path) -> None:
+    """A --server-url that answers with the Authorization header it was sent (a proxy, a
+    misconfigured server), and a URL with a password in it: the CLI prints neither secret."""
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = json.dumps({"statusCode": 401, "message": f"bad key: {self.headers.get('Authorization')}",
+                               "timestamp": "2026-01-01T00:00:00Z"}).encode()
+            self.send_response(401)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = "lmsg_" + "e" * 32
+    try:
+        echoed = run(["completions", "export", "--server-url", f"http://127.0.0.1:{server.server_port}",
+                      "--api-key", key, "--account-id", "x"], store, tmp_path)
+    finally:
+        server.shutdown()
+    assert echoed.returncode == 1 and "bad key: Basic [REDACTED]" in echoed.stderr, echoed.stderr
+    unreachable = run(["completions", "export", "--server-url", "http://admin:URLPASS-123@127.0.0.1:1",
+                       "--api-key", key, "--account-id", "x"], store, tmp_path)
+    assert unreachable.returncode == 1 and "Cannot reach the server" in unreachable.stderr
+    for result in (echoed, unreachable):
+        assert key not in result.stderr and "URLPASS" not in result.stderr
+        assert base64.b64encode(f"{key}:".encode()).decode() not in result.stderr

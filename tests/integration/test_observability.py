@@ -329,6 +329,15 @@ def test_no_secret_reaches_a_response_a_log_line_or_the_request_log(
         obs_client.get(f"/unified/lms/completions?proxy[api_key]={password}",
                        headers={"Authorization": basic(tenant.api_key), "x-account-id": linked.account_id}),
         obs_client.get("/metrics"),
+        # Bodies the request log cannot parse: one cut at its size limit, and a form. Their
+        # text is kept, and held the password in the clear.
+        tenant.post("/accounts", headers={"content-type": "application/json"},
+                    content='{"provider":"xapi","credentials":{"username":"u","password":' + json.dumps(password)
+                    + "}," + " " * 20_000 + '"origin_owner_id":"x"}'),
+        tenant.post("/accounts", headers={"content-type": "application/x-www-form-urlencoded"},
+                    content=f"provider=xapi&password={password}"),
+        # The API key in a query parameter of no secret-sounding name: the access log kept it.
+        obs_client.get(f"/accounts?foo={tenant.api_key}", headers={"Authorization": basic(tenant.api_key)}),
     ]
     assert tour[0].status_code == 400 and tour[1].status_code == 201, (tour[0].text, tour[1].text)
     for entry in tenant.get("/requests/logs", params={"page_size": 100}).json()["data"]:

@@ -262,7 +262,7 @@ class RequestLogWriter:
             else:  # most bodies hold nothing to mask: then the walk through every value is skipped
                 return value if redactor.leaves_alone(raw, value) else redactor.data(value)
         text = raw[: self.body_bytes].decode("utf-8", errors="replace")
-        return redactor.text(text) + (" …[truncated]" if truncated else "")
+        return redactor.unparsed(text) + (" …[truncated]" if truncated else "")
 
     def _redactor(self, secrets: tuple[str, ...]) -> Redactor:
         """One redactor per set of secrets (a caller's key), reused across rows: building one

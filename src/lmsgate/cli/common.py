@@ -4,6 +4,8 @@ failures a person can fix into one readable line instead of a stack trace."""
 from __future__ import annotations
 
 import functools
+import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
@@ -216,6 +218,21 @@ def account_for(container: Container, account_id: str | None) -> Account:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def _without_secrets(text: str, options: dict[str, Any]) -> str:
+    """``text`` (a server's answer, a URL) with the API key and a URL's ``user:password@``
+    masked: a server may echo the credentials it was sent."""
+    from lmsgate.http import MASK, Redactor
+
+    redactor = Redactor()
+    key = options.get("api_key") or os.environ.get("LMSGATE_API_KEY")
+    if key:
+        redactor.add_basic_pair(key, "")  # the key, and the Basic header it was sent in
+    return redactor.text(_USERINFO.sub(MASK + "@", text))
+
+
 def friendly(func: F) -> F:
     """Run a command; print what a person can act on (a :class:`UserError`, a refusal by
     lmsgate or by a server, a file that cannot be written, a database that fails) or an
@@ -236,11 +253,11 @@ def friendly(func: F) -> F:
                 console.print(escape(exc.hint))
             raise typer.Exit(exc.code) from None
         except TransportError as exc:  # no answer at all: nothing came "from the server"
-            console.print(f"[red]Cannot reach the server:[/] {escape(str(exc))}")
+            console.print(f"[red]Cannot reach the server:[/] {escape(_without_secrets(str(exc), kwargs))}")
             console.print("Check --server-url, and that lmsgate is running there.")
             raise typer.Exit(FAILED) from None
-        except LmsClientError as exc:
-            console.print(f"[red]Error from the server:[/] {escape(str(exc))}")
+        except LmsClientError as exc:  # the server's words, which may echo what it was sent
+            console.print(f"[red]Error from the server:[/] {escape(_without_secrets(str(exc), kwargs))}")
             raise typer.Exit(FAILED) from None
         except LmsGateError as exc:
             console.print(f"[red]Error:[/] {escape(exc.message)} (HTTP {exc.status} through the API)")

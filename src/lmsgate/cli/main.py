@@ -46,6 +46,10 @@ def serve(
         fail(f"LMSGATE_API_KEY: {exc}", "Pin a longer key, or leave LMSGATE_API_KEY unset to have one made.",
              code=USAGE)
     configure_logging(settings.log_level, settings.log_format)  # JSON lines by default, secrets masked
+    if settings.api_key is not None:  # a pinned key need not look like one lmsgate issues
+        from lmsgate.http import remember_secrets
+
+        remember_secrets(settings.api_key)
     container = open_store(database_url, settings, create=True)
     first = ensure_first_run(container)
     base = f"http://{settings.host}:{settings.port}"

@@ -316,7 +316,7 @@ class ProviderSession:
         elif parsed is not None:
             raw = {"body": self.redactor.data(parsed)}
         else:
-            raw = {"body": self.redactor.text(resp.text[:RAW_TEXT_LIMIT])} if resp.content else {}
+            raw = {"body": self.redactor.text(resp.text)[:RAW_TEXT_LIMIT]} if resp.content else {}  # masked, then cut
         return {"status": resp.status, "url": self.redactor.url(resp.url), "raw": raw,
                 "headers": self.redactor.headers(resp.headers.multi_items())}
 
@@ -324,7 +324,7 @@ class ProviderSession:
         try:
             return self.redactor.data(orjson.loads(resp.content)) if resp.content else None
         except orjson.JSONDecodeError:
-            return self.redactor.text(resp.text[:RAW_TEXT_LIMIT])
+            return self.redactor.text(resp.text)[:RAW_TEXT_LIMIT]  # masked, then cut: a cut secret no longer matches
 
     # ------------------------------------------------------------ auth
 

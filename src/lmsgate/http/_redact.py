@@ -62,6 +62,15 @@ def _has_sensitive_key(value: Any) -> bool:
     return False
 
 
+_NAMED_VALUE = re.compile(
+    r"""(?P<name>["']?[\w.\-]*""" + _SENSITIVE_NAME.pattern + r"""[\w.\-]*["']?\s*[:=]\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s&,;}\]]+)""",
+    re.IGNORECASE,
+)
+"""A value after a secret-sounding name in text that is not parsed: ``"password": "…"`` in
+JSON (cut, or not valid), ``password=…`` in a form or a query, ``token: …`` in a header."""
+
+
 def _forms(secret: str) -> set[str]:
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
     return {f for f in forms if len(f) >= _MIN_SECRET}
@@ -106,6 +115,16 @@ class Redactor:
         if self._pattern is None or not value:
             return value
         return self._pattern.sub(MASK, value)
+
+    def unparsed(self, value: str) -> str:
+        """Text that may hold structured data this process could not parse (a body cut at a
+        size limit, a form): secrets masked by value, and by name where a secret-sounding name
+        is followed by ``:`` or ``=``."""
+        def mask(m: re.Match[str]) -> str:
+            quote_char = m["value"][:1] if m["value"][:1] in "\"'" else ""
+            return f"{m['name']}{quote_char}{MASK}{quote_char}"
+
+        return self.text(_NAMED_VALUE.sub(mask, value))
 
     def url(self, url: str) -> str:
         if ("?" not in url and "@" not in url and "#" not in url and url.isprintable()
