@@ -179,3 +179,15 @@ def test_a_date_time_beyond_year_9999_or_before_year_1_in_utc_is_a_400(any_path_
     assert_stackone_error(any_path_tenant.post(PATH, json=body), 400, "completed_at")
     for params in ({"filter[updated_after]": when}, {"updated_after": when}):
         assert_stackone_error(any_path_tenant.get("/unified/lms/completions", params=params), 400, "updated_after")
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PATCH", "/unified/lms/users/u1/completions/x", "DELETE, GET"),
+    ("DELETE", "/unified/lms/content/abc", "GET, PATCH"),
+    ("POST", "/unified/lms/users/u1", "GET, PUT"),
+])
+def test_a_wrong_method_is_405_naming_every_allowed_one(tenant: Tenant, method: str, path: str, allowed: str) -> None:
+    """The Allow header named only the first method Starlette found on the path."""
+    resp = tenant.request(method, path)
+    assert_stackone_error(resp, 405)
+    assert resp.headers["allow"] == allowed

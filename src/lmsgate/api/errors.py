@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from lmsgate.api.responses import JSONResponse, error_body
 from lmsgate.errors import LmsGateError
@@ -64,11 +65,20 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(400, describe_validation_errors(list(exc.errors()))), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
+        headers = exc.headers
         if exc.status_code == 404:
             message = "Not found: no such endpoint"
-        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code, headers=exc.headers)
+        elif exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; each method of
+            # a path is a route of its own here, so gather them all (RFC 9110: Allow lists every one).
+            allowed = [m for m in ("DELETE", "GET", "PATCH", "POST", "PUT")
+                       if any(route.matches({**request.scope, "method": m})[0] == Match.FULL
+                              for route in request.app.router.routes)]
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
