@@ -8,7 +8,8 @@ carries its ``request_id`` (the ``x-request-id`` answered to the client), and fi
 Masking happens on the handler, so it covers every logger, the libraries' included: the
 credentials of linked accounts and the tokens lmsgate obtained (the set kept by
 :mod:`lmsgate.http`), and anything shaped like an lmsgate API key (``lmsg_…``), are replaced
-by ``[REDACTED]`` in the finished line, extra fields and tracebacks included. lmsgate never
+by ``[REDACTED]`` in every value of the line (message, extra fields, traceback), never in
+its keys, time, level or logger name. lmsgate never
 logs a request body in the first place. httpcore's wire-level trace (raw headers, cookies
 and tokens a provider hands out among them) is left out even at ``debug``.
 """
@@ -38,44 +39,61 @@ _API_KEY = re.compile(r"lmsg_[A-Za-z0-9_\-]{16,}")
 """The shape of the API keys lmsgate issues (a pinned ``LMSGATE_API_KEY`` is masked by value)."""
 
 
-def _masked(line: str) -> str:
-    return _known.text(_API_KEY.sub(MASK, line))
+def _masked(text: str) -> str:
+    return _known.text(_API_KEY.sub(MASK, text))
+
+
+def _masked_value(value: Any) -> Any:
+    """A line's value with secrets masked, strings inside dicts and lists too. Keys and the
+    line's own fields (time, level, logger) are left alone: a credential that happens to
+    read ``info`` must not rewrite them."""
+    if isinstance(value, str):
+        return _masked(value)
+    if isinstance(value, dict):
+        return {k: _masked_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked_value(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _masked(str(value))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return _masked(self._format(record))
-
-    def _format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _masked(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:
             line["request_id"] = request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({k: _masked_value(v) for k, v in fields.items()})
         for key, value in record.__dict__.items():  # other ``extra=`` values
             if key not in _RESERVED and key != "fields" and not key.startswith("_"):
-                line.setdefault(key, value)
+                line.setdefault(key, _masked_value(value))
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = _masked(self.formatException(record.exc_info))
         return orjson.dumps(line, default=str).decode()
 
 
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        head = f"{self.formatTime(record)} {record.levelname} {record.name} "
         text = super().format(record)
+        if text.startswith(head):  # the time, level and logger stay as they are
+            text = head + _masked(text[len(head):])
+        else:
+            text = _masked(text)
         request_id = request_id_var.get()
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
-        return _masked(f"{text} request_id={request_id}" if request_id else text)
+            text += " " + " ".join(f"{k}={_masked_value(v)}" for k, v in fields.items())
+        return f"{text} request_id={request_id}" if request_id else text
 
 
 class _MaskLine(logging.Filter):
