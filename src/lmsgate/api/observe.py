@@ -251,7 +251,10 @@ class RequestLogWriter:
 
     # ------------------------------------------------------------ building a row
 
-    def _body(self, raw: bytes, redactor: Redactor, truncated: bool) -> Any:
+    def _body(self, raw: bytes, redactor: Redactor, truncated: bool, *, request: bool = False) -> Any:
+        """A body as the request log keeps it. One that is not parsed (cut at the size limit,
+        or not JSON) keeps its text; a request's text also gets the name rule (a client may
+        post credentials in it); a response's, lmsgate's own answer, is masked by value."""
         if not raw or not self.body_bytes:
             return None
         if not truncated:
@@ -262,7 +265,7 @@ class RequestLogWriter:
             else:  # most bodies hold nothing to mask: then the walk through every value is skipped
                 return value if redactor.leaves_alone(raw, value) else redactor.data(value)
         text = raw[: self.body_bytes].decode("utf-8", errors="replace")
-        return redactor.unparsed(text) + (" …[truncated]" if truncated else "")
+        return (redactor.unparsed(text) if request else redactor.text(text)) + (" …[truncated]" if truncated else "")
 
     def _redactor(self, secrets: tuple[str, ...]) -> Redactor:
         """One redactor per set of secrets (a caller's key), reused across rows: building one
@@ -291,7 +294,7 @@ class RequestLogWriter:
         detail = {
             "request": {"method": r.method, "url": url, "headers": headers,
                         "body": self._body(extra.get("request_body", b""), redactor,
-                                           extra.get("request_truncated", False))},
+                                           extra.get("request_truncated", False), request=True)},
             "response": {"status_code": extra["status"], "body": response_body,
                          "provider_errors": provider_errors},
             "steps": steps,

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_db_engine", "json_dumps", "json_loads", "lock_file_beside", "normalise_url", "one_process_at_a_time",
-           "upgrade", "write_lock", "writing"]
+__all__ = ["create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside", "normalise_url",
+           "one_process_at_a_time", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -84,19 +84,27 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """``engine.begin()``, after taking :func:`write_lock`.
-
-    On SQLite the transaction takes the database's write lock at once (``BEGIN IMMEDIATE``).
-    Python's sqlite3 module would otherwise begin only at the first INSERT, UPDATE or DELETE,
-    so the reads before it (an upsert's look-up) ran outside the transaction, and another
-    process could write the same key in between (a second learner or category of one name,
-    or a 422 for a valid upsert)."""
+    """``engine.begin()``, after taking :func:`write_lock`."""
     with write_lock(engine), engine.begin() as conn:
-        if engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool):
-            # (An in-memory database has one connection, shared by this process's threads,
-            # and no other process.)
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
+
+
+def hold_write_lock(conn: Connection) -> None:
+    """SQLite: take the database's write lock now, for a transaction whose reads decide what it
+    writes (look a key up, then insert it; read a row, merge, write it back). Python's sqlite3
+    module begins a transaction only at the first INSERT, UPDATE or DELETE, so such reads ran
+    outside it and another process could write in between. Nothing to do once the transaction
+    has written (it holds the lock), on an in-memory database (one process), or on PostgreSQL
+    (row and advisory locks do this there).
+
+    Only where reads decide the write: most writes (request logs, completions, the group
+    commits of upserts by a unique key, which retry a lost race instead) read nothing first,
+    and would only hold the lock longer."""
+    engine = conn.engine
+    if engine.dialect.name != "sqlite" or isinstance(engine.pool, StaticPool):
+        return
+    if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def lock_file_beside(engine: Engine, name: str) -> Path | None:

@@ -25,7 +25,7 @@ from lmsgate.errors import NotFound, Unprocessable
 from lmsgate.store import tables as t
 from lmsgate.store.bulk import Bulk
 from lmsgate.store.computed_pages import ComputedPageQuery
-from lmsgate.store.db import writing
+from lmsgate.store.db import hold_write_lock, writing
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.tenancy import ACCOUNT_CACHE_SECONDS
 
@@ -230,14 +230,15 @@ class LmsStore:
     def get(self, table: Table, account_id: str, record_id: str, *, for_update: bool = False,
             **match: Any) -> Row | None:
         """The row, or None. ``for_update``: inside :meth:`transaction`, for a read-merge-write
-        (a PATCH): PostgreSQL locks the row until the commit, so that two merges at once do
-        not lose one's fields. (On SQLite the transaction holds the database's write lock.)"""
+        (a PATCH): the row is locked until the commit (SQLite: the database's write lock), so
+        that two merges at once do not lose one's fields."""
         with self._read() as conn:
             q = select(table).where(table.c.account_key == self.account_key(account_id, conn),
                                     table.c.id == record_id)
             for column, value in match.items():
                 q = q.where(table.c[column] == value)
             if for_update:
+                hold_write_lock(conn)  # SQLite; PostgreSQL locks the row:
                 q = q.with_for_update()
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
@@ -442,8 +443,11 @@ class LmsStore:
         with self.transaction() as conn:
             account_key = self.account_key(account_id, conn)
             wanted = list(dict.fromkeys(v[key] for v in docs if v[key] is not None))
-            if wanted and self._dialect == "postgresql" and not _unique_per_account(table, key):
-                self._lock_keys(conn, table, account_key, wanted)
+            if wanted and not _unique_per_account(table, key):
+                if self._dialect == "postgresql":
+                    self._lock_keys(conn, table, account_key, wanted)
+                else:
+                    hold_write_lock(conn)
             ids: dict[Any, str] = self._bulk.find(conn, table, account_key, key, wanted, "id") if wanted else {}
             inserts: list[Row] = []
             updates: list[Row] = []

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lmsgate.ids import new_id
 from lmsgate.store import tables as t
-from lmsgate.store.db import writing
+from lmsgate.store.db import hold_write_lock, writing
 
 KEY_PREFIX = "lmsg"
 
@@ -349,7 +349,8 @@ class Tenancy:
 
         self.forget_account(account_id)
         with writing(self.engine) as conn:
-            # Locked first (SQLite: the transaction holds the write lock from its start). On
+            hold_write_lock(conn)
+            # Locked first (SQLite: the database's write lock, taken just above). On
             # PostgreSQL a record's insert checks its account with a share lock on the row: the
             # delete waits for writes in flight, and writes that come after wait for it, then
             # find the account gone (404). Without it, a record committed after the records'
