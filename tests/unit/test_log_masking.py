@@ -39,3 +39,25 @@ def test_a_secret_is_masked_in_values_but_a_logger_name_that_holds_it_is_not(fmt
         assert "[REDACTED]" in line["exc"]
     else:
         assert f" lmsgate.test.{word} saw [REDACTED]" in text
+
+
+def test_a_provider_text_is_masked_before_it_is_cut() -> None:
+    """A provider's text answer is kept up to 2,000 characters. Cut first, a secret that
+    straddled the cut no longer matched, and its first half was shown."""
+    from types import SimpleNamespace
+
+    import httpx
+
+    from lmsgate.http import Redactor
+    from lmsgate.http._client import RAW_TEXT_LIMIT, ProviderResponse, ProviderSession
+
+    secret = "Pw-Zq8vL3xN7rT2kS9"
+    session = SimpleNamespace(redactor=Redactor([secret]))
+    content = ("x" * (RAW_TEXT_LIMIT - 9) + secret + " and more").encode()
+    resp = ProviderResponse(status=400, url="https://lrs.example/xapi/statements",
+                            headers=httpx.Headers({"content-type": "text/plain"}), content=content,
+                            _session=None)  # type: ignore[arg-type]
+    entry = ProviderSession.error_entry(session, resp)  # type: ignore[arg-type]
+    raw = ProviderSession._raw_response(session, resp)  # type: ignore[arg-type]
+    for shown in (entry["raw"]["body"], raw):
+        assert secret[:9] not in shown and len(shown) <= RAW_TEXT_LIMIT
