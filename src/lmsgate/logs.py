@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from lmsgate.http._redact import MASK, _known, _RedactingFilter
+from lmsgate.http._redact import MASK, _known
 
 __all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 
@@ -96,22 +96,10 @@ class _TextFormatter(logging.Formatter):
         return f"{text} request_id={request_id}" if request_id else text
 
 
-class _MaskLine(logging.Filter):
-    """Mask known secrets in the finished line of any logger (a handler filter)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._mask = _RedactingFilter()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self._mask.filter(record)
-
-
 def make_handler(fmt: str, stream: Any = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          _TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(_MaskLine())
     return handler
 
 

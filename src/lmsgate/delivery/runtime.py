@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
-from pathlib import Path
 
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.delivery.drain import Drainer
@@ -47,12 +46,6 @@ def delivery_container(container: Container) -> Container:
     if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
         return container
     return bootstrap(delivery_settings(container.settings), migrate=False)
-
-
-def drain_lock_path(container: Container) -> Path | None:
-    """The file whose lock lets one process at a time send a SQLite database's deliveries:
-    ``<database>-delivery.lock`` beside it. None for an in-memory database (one process only)."""
-    return lock_file_beside(container.engine, "delivery")
 
 
 def housekeeping(store: IdempotencyStore) -> None:
@@ -93,7 +86,7 @@ class DeliveryRuntime:
             self.runner = EmbeddedRunner(self._drainer(), DeliveryStore(c.engine),
                                          max_accounts=c.settings.worker_concurrency,
                                          housekeeping=lambda: housekeeping(keys),
-                                         lock_path=drain_lock_path(c))
+                                         lock_path=lock_file_beside(c.engine, "delivery"))
             await self.runner.start()
             c.deliveries.waker = self.runner.wake
             return
