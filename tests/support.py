@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,3 +148,26 @@ def shared_vault_key_file() -> str:
 
         _VAULT_DIR = tempfile.mkdtemp(prefix="lmsgate-test-vault-")
     return f"{_VAULT_DIR}/vault.key"
+
+
+@contextmanager
+def apps_with_own_engines(db_url: str, count: int = 2, **settings: Any) -> Iterator[list[TestClient]]:
+    """``count`` apps on the suite's database, each with an engine of its own (as processes
+    have), called from one client address; ``settings`` for each app's ``Settings``. Each
+    client's container is ``client.app.state.container``."""
+    import secrets
+
+    from lmsgate.api.app import create_app
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+
+    address = f"198.51.100.{secrets.randbelow(250) + 1}"
+    with ExitStack() as stack:
+        clients = []
+        for _ in range(count):
+            c = bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
+                                   delivery_in_process_worker=False, **settings))
+            stack.callback(c.engine.dispose)
+            clients.append(stack.enter_context(TestClient(create_app(c), raise_server_exceptions=False,
+                                                          client=(address, 40000))))
+        yield clients

@@ -10,10 +10,15 @@ import pty
 import select
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -488,46 +493,57 @@ def test_mistakes_get_one_readable_line_and_an_exit_code(store: Store, tmp_path:
     assert code == 2 and "--updated-after" in err
 
 
-def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, tmp_path: Path) -> None:
-    """The client waits out a 429 and tries again by itself; the import says that the server
-    is limiting it (once), so a slow import has a visible reason and a remedy."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    answered = {"429": 0, "201": 0}
-    lock = threading.Lock()
-
-    class Limited(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+@contextmanager
+def _json_server(answer: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], Any]]) -> Iterator[str]:
+    """A stand-in for a ``--server-url`` server on a free port: ``answer(request)`` gives each
+    request's status, extra headers and JSON body. Yields the base URL."""
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
-            with lock:
-                limited = answered["429"] < 3
-                answered["429" if limited else "201"] += 1
-                n = answered["201"]
-            body = json.dumps({"statusCode": 429, "message": "Too many requests",
-                               "timestamp": "2024-01-01T00:00:00.000Z"} if limited else
-                              {"statusCode": 201, "message": "Record created successfully.",
-                               "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{n}"}}).encode()
-            self.send_response(429 if limited else 201)
-            if limited:
-                self.send_header("retry-after", "0")
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
+            status, headers, payload = answer(self)
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            for name, value in {**headers, "content-type": "application/json",
+                                "content-length": str(len(body))}.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
+
+        do_GET = do_POST = _answer  # noqa: N815 - the names http.server calls
 
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        file = write_csv(tmp_path / "limited.csv", 20)
-        result = run(["completions", "import", str(file), "--server-url", f"http://127.0.0.1:{httpd.server_address[1]}",
-                      "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, tmp_path: Path) -> None:
+    """The client waits out a 429 and tries again by itself; the import says that the server
+    is limiting it (once), so a slow import has a visible reason and a remedy."""
+    answered = {"429": 0, "201": 0}
+    lock = threading.Lock()
+
+    def limited_three_times(_: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], Any]:
+        with lock:
+            limited = answered["429"] < 3
+            answered["429" if limited else "201"] += 1
+            n = answered["201"]
+        if limited:
+            return 429, {"retry-after": "0"}, {"statusCode": 429, "message": "Too many requests",
+                                                "timestamp": "2024-01-01T00:00:00.000Z"}
+        return 201, {}, {"statusCode": 201, "message": "Record created successfully.",
+                         "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{n}"}}
+
+    with _json_server(limited_three_times) as url:
+        file = write_csv(tmp_path / "limited.csv", 20)
+        result = run(["completions", "import", str(file), "--server-url", url,
+                      "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "20 rows, 20 sent" in result.stderr and answered == {"429": 3, "201": 20}
     assert result.stderr.count("limiting this API key's requests (429)") == 1
@@ -610,30 +626,15 @@ def test_messy_files_found_in_the_wild(store: Store, tmp_path: Path) -> None:
 def test_a_server_that_echoes_the_key_does_not_get_it_printed(store: Store, tmp_path: Path) -> None:
     """A --server-url that answers with the Authorization header it was sent (a proxy, a
     misconfigured server), and a URL with a password in it: the CLI prints neither secret."""
-    import http.server
-    import threading
 
-    class Echo(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            body = json.dumps({"statusCode": 401, "message": f"bad key: {self.headers.get('Authorization')}",
-                               "timestamp": "2026-01-01T00:00:00Z"}).encode()
-            self.send_response(401)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def echo(request: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], Any]:
+        return 401, {}, {"statusCode": 401, "message": f"bad key: {request.headers.get('Authorization')}",
+                         "timestamp": "2026-01-01T00:00:00Z"}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     key = "lmsg_" + "e" * 32
-    try:
-        echoed = run(["completions", "export", "--server-url", f"http://127.0.0.1:{server.server_port}",
-                      "--api-key", key, "--account-id", "x"], store, tmp_path)
-    finally:
-        server.shutdown()
+    with _json_server(echo) as url:
+        echoed = run(["completions", "export", "--server-url", url, "--api-key", key, "--account-id", "x"],
+                     store, tmp_path)
     assert echoed.returncode == 1 and "bad key: Basic [REDACTED]" in echoed.stderr, echoed.stderr
     unreachable = run(["completions", "export", "--server-url", "http://admin:URLPASS-123@127.0.0.1:1",
                        "--api-key", key, "--account-id", "x"], store, tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -275,31 +275,38 @@ def test_processes_starting_together_on_a_new_database_all_come_up(fresh_url: st
     container.engine.dispose()
 
 
+def _all_at_once(calls: list[Callable[[], object]]) -> list[object]:
+    """Run each call in a thread of its own, released together (as processes started by one
+    deployment); what each returned, or the exception it raised, in order."""
+    import threading
+
+    start = threading.Barrier(len(calls))
+    got: list[object] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            got[i] = calls[i]()
+        except BaseException as exc:  # noqa: BLE001 - the caller checks
+            got[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    return got
+
+
 @pytest.mark.parametrize("pinned", [None, "pinned-" + "k" * 32], ids=["new-key", "pinned-key"])
 def test_servers_starting_together_on_a_new_database_make_one_project_key_and_account(
         fresh_url: str, pinned: str | None) -> None:
     """What ``lmsgate serve`` runs before it listens, in several processes at once (engines of
     their own, released together). Each used to find no project and make one: three projects,
     keys and accounts, or, with a pinned key, all but one died on its unique constraint."""
-    import threading
-
     containers = [bootstrap(Settings(database_url=fresh_url, vault_key_file=shared_vault_key_file(),
                                      api_key=pinned)) for _ in range(3)]
-    start = threading.Barrier(len(containers))
-    got: list[object] = [None] * len(containers)
-
-    def run(i: int) -> None:
-        start.wait()
-        try:
-            got[i] = ensure_first_run(containers[i])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            got[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(containers))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
+    got = _all_at_once([lambda c=c: ensure_first_run(c) for c in containers])
     assert not [g for g in got if isinstance(g, BaseException)], got
     assert len({(g.project_id, g.account_id) for g in got}) == 1, got  # type: ignore[attr-defined]
     assert sum(bool(g.new_api_key) for g in got) == (0 if pinned else 1)  # type: ignore[attr-defined]
@@ -314,27 +321,11 @@ def test_servers_starting_together_on_a_new_database_make_one_project_key_and_ac
 def test_processes_asking_for_the_instance_secret_together_get_the_same_one(fresh_url: str) -> None:
     """Each process reads the per-instance secret (cursors are signed with it) when it starts;
     on a new database several may find none at once. One makes it; all get that one."""
-    import threading
-
     from lmsgate.store.tenancy import Tenancy
 
     engines = [create_db_engine(fresh_url) for _ in range(6)]
     upgrade(engines[0])
-    start = threading.Barrier(len(engines))
-    got: list[bytes | BaseException] = [b""] * len(engines)
-
-    def ask(i: int) -> None:
-        start.wait()
-        try:
-            got[i] = Tenancy(engines[i]).instance_secret("race_secret")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            got[i] = exc
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(engines))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
+    got = _all_at_once([lambda e=e: Tenancy(e).instance_secret("race_secret") for e in engines])
     assert all(isinstance(g, bytes) and len(g) == 32 for g in got), got
     assert len(set(got)) == 1
     for engine in engines:

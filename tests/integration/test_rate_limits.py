@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
-from lmsgate.api.app import create_app
-from lmsgate.bootstrap import Container, bootstrap
+from lmsgate.bootstrap import Container
 from lmsgate.api.ratelimit import RecentlyClear
-from lmsgate.settings import Settings
 from lmsgate.store.rate_limits import SqlTokenBuckets
-from support import shared_vault_key_file, assert_stackone_error, basic
+from support import apps_with_own_engines, assert_stackone_error, basic
 
 
 class Clock:
@@ -110,30 +106,12 @@ def test_concurrent_takes_never_hand_out_more_than_the_capacity(container: Conta
     assert sum(granted) == 50, granted
 
 
-@contextmanager
-def _apps(db_url: str, tmp: str, count: int, **settings: object) -> Iterator[list[TestClient]]:
-    """``count`` apps, each with its own engine on the suite's database (like processes), called
-    from one client address."""
-    address = f"198.51.100.{secrets.randbelow(250) + 1}"
-    with ExitStack() as stack:
-        clients = []
-        for i in range(count):
-            c = bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
-                                   delivery_in_process_worker=False, **settings))
-            stack.callback(c.engine.dispose)
-            clients.append(stack.enter_context(TestClient(create_app(c), raise_server_exceptions=False,
-                                                          client=(address, 40000))))
-        yield clients
-
-
-def test_two_apps_on_one_database_share_a_keys_allowance(container: Container, db_url: str,
-                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_two_apps_on_one_database_share_a_keys_allowance(container: Container, db_url: str) -> None:
     project = container.tenancy.create_project("rate-shared")
     key = container.tenancy.issue_key(project).secret
     account = container.tenancy.create_account(project, "local").id
     headers = {"Authorization": basic(key), "x-account-id": account}
-    with _apps(db_url, str(tmp_path_factory.mktemp("rl")), 2, rate_limit_per_minute=30,
-               rate_limit_store="database") as (a, b):
+    with apps_with_own_engines(db_url, 2, rate_limit_per_minute=30, rate_limit_store="database") as (a, b):
         statuses = [(a if i % 2 else b).get("/unified/lms/users", headers=headers).status_code for i in range(40)]
         refused = b.get("/unified/lms/users", headers=headers)
     assert statuses.count(200) in (30, 31), statuses  # 30, plus at most one token refilled meanwhile
@@ -142,14 +120,12 @@ def test_two_apps_on_one_database_share_a_keys_allowance(container: Container, d
     assert int(refused.headers["retry-after"]) >= 1
 
 
-def test_failed_authentications_are_limited_per_address(container: Container, db_url: str,
-                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_failed_authentications_are_limited_per_address(container: Container, db_url: str) -> None:
     project = container.tenancy.create_project("auth-failures")
     key = container.tenancy.issue_key(project).secret
     account = container.tenancy.create_account(project, "local").id
     good = {"Authorization": basic(key), "x-account-id": account}
-    with _apps(db_url, str(tmp_path_factory.mktemp("af")), 2, auth_failures_per_minute=5,
-               rate_limit_store="database") as (a, b):
+    with apps_with_own_engines(db_url, 2, auth_failures_per_minute=5, rate_limit_store="database") as (a, b):
         # Requests without credentials are refused, but do not count as guesses.
         assert {a.get("/unified/lms/users").status_code for _ in range(10)} == {401}
         bad = [basic(f"lmsg_guess_{secrets.token_hex(8)}") for _ in range(5)]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from support import Tenant, assert_stackone_error
+from support import Tenant, apps_with_own_engines, assert_stackone_error
 
 from lmsgate.store import tables as t
 from lmsgate.store.pagination import PageRequest
@@ -408,13 +406,9 @@ def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
     retried item by item."""
     import threading
 
-    from fastapi.testclient import TestClient
     from sqlalchemy import event
 
-    from lmsgate.api.app import create_app
-    from lmsgate.bootstrap import bootstrap
-    from lmsgate.settings import Settings
-    from support import basic, shared_vault_key_file
+    from support import basic
 
     headers = {"Authorization": basic(tenant.api_key), "x-account-id": tenant.account_id}
     ref = f"racer-{kind.replace(' ', '-')}-{tenant.account_id[-6:]}"
@@ -427,15 +421,12 @@ def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
                     {"external_reference": ref, "title": "B"}),
         "learner": ("lms_users", "PUT", f"/unified/lms/users/{ref}", {"name": "A"}, {"name": "B"}),
     }[kind]
-    a, b = (bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
-                               delivery_in_process_worker=False, rate_limit_per_minute=0)) for _ in range(2))
     b_answers: list[int] = []
     b_thread = threading.Thread(
         target=lambda: b_answers.append(app_b.request(method, path, json=b_body, headers=headers).status_code))
-    with TestClient(create_app(a), raise_server_exceptions=False) as app_a, \
-            TestClient(create_app(b), raise_server_exceptions=False) as app_b:
+    with apps_with_own_engines(db_url, rate_limit_per_minute=0) as (app_a, app_b):
 
-        @event.listens_for(a.engine, "before_cursor_execute")
+        @event.listens_for(app_a.app.state.container.engine, "before_cursor_execute")
         def b_goes_now(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
             if not b_thread.is_alive() and not b_answers and statement.startswith(f"INSERT INTO {table} "):
                 b_thread.start()
@@ -443,8 +434,6 @@ def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
 
         answer = app_a.request(method, path, json=body, headers=headers)
         b_thread.join(30)
-    a.engine.dispose()
-    b.engine.dispose()
     assert answer.status_code in (201, 202), answer.text
     assert b_answers and b_answers[0] in (201, 202)
     if kind == "content batch":
@@ -456,26 +445,6 @@ def test_an_upsert_raced_by_another_process_for_a_new_key_still_succeeds(
         listed = [x for x in tenant.get("/unified/lms/content", params={"page_size": 500}).json()["data"]
                   if x["external_reference"] == ref]
         assert [x["title"] for x in listed] == [last]  # one record, written twice
-
-
-@contextmanager
-def _apps_with_own_engines(db_url: str, count: int = 2) -> Iterator[list[Any]]:
-    """``count`` apps on the suite's database, each with an engine of its own (as processes)."""
-    from fastapi.testclient import TestClient
-
-    from lmsgate.api.app import create_app
-    from lmsgate.bootstrap import bootstrap
-    from lmsgate.settings import Settings
-    from support import shared_vault_key_file
-
-    with ExitStack() as stack:
-        clients = []
-        for _ in range(count):
-            c = bootstrap(Settings(database_url=db_url, vault_key_file=shared_vault_key_file(),
-                                   delivery_in_process_worker=False, rate_limit_per_minute=0))
-            stack.callback(c.engine.dispose)
-            clients.append(stack.enter_context(TestClient(create_app(c), raise_server_exceptions=False)))
-        yield clients
 
 
 def test_a_new_category_named_by_concurrent_upserts_is_made_once(tenant: Tenant, db_url: str) -> None:
@@ -496,7 +465,7 @@ def test_a_new_category_named_by_concurrent_upserts_is_made_once(tenant: Tenant,
         body = {"external_reference": f"{kind}-{name}-{n}", "title": name, **taxonomy}
         return client.put(f"/unified/lms/{kind}", json=body, headers=headers).status_code
 
-    with _apps_with_own_engines(db_url) as (a, b), ThreadPoolExecutor(8) as pool:
+    with apps_with_own_engines(db_url, rate_limit_per_minute=0) as (a, b), ThreadPoolExecutor(8) as pool:
         jobs = [(client, kind, name, n) for name in names for n, client in enumerate((a, b))
                 for kind in ("courses", "content")]
         assert set(pool.map(send, jobs)) == {201}
@@ -514,7 +483,7 @@ def test_patches_of_different_fields_at_once_all_land(tenant: Tenant, db_url: st
     from support import basic
 
     headers = {"Authorization": basic(tenant.api_key), "x-account-id": tenant.account_id}
-    with _apps_with_own_engines(db_url) as (a, b), ThreadPoolExecutor(6) as pool:
+    with apps_with_own_engines(db_url, rate_limit_per_minute=0) as (a, b), ThreadPoolExecutor(6) as pool:
         ids = [a.put("/unified/lms/content", json={"external_reference": f"patch-{i}", "title": "old",
                                                    "description": "old", "tags": ["old"]},
                      headers=headers).json()["data"]["id"] for i in range(10)]
@@ -555,7 +524,7 @@ def test_deleting_an_account_while_another_process_writes_to_it(tenant: Tenant, 
             out.append((r.status_code, r.text))
         return out
 
-    with _apps_with_own_engines(db_url) as (a, b), ThreadPoolExecutor(4) as pool:
+    with apps_with_own_engines(db_url, rate_limit_per_minute=0) as (a, b), ThreadPoolExecutor(4) as pool:
         writers = [pool.submit(write, n) for n in range(4)]
         time.sleep(0.5)
         deleted = a.delete(f"/accounts/{account}", headers={"Authorization": basic(tenant.api_key)})
