@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -14,8 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, DefaultClause, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
+
+try:
+    import fcntl
+except ImportError:  # Windows: processes fall back on SQLite's own wait
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside", "normalise_url",
            "one_process_at_a_time", "upgrade", "write_lock", "writing"]
@@ -59,26 +67,89 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite writer waits for another before it fails with \"database is locked\"."""
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, AbstractContextManager[Any]] = weakref.WeakKeyDictionary()
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
+class _FileWriteLock:
+    """This process's threads take turns on a reentrant lock; the outermost holder also holds
+    an exclusive ``flock`` on ``<database>-write.lock``, which other processes wait for.
+
+    A waiter tries again every millisecond at most (SQLite's own wait grows to 100 ms), for as
+    long as SQLite itself would wait (``busy_timeout``); then it gives up as SQLite does, with
+    "database is locked"."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0:
+            try:
+                self._take()
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+
+    def _take(self) -> None:
+        if self._pid != os.getpid():  # new, or a forked child: its own open file, or the lock is shared
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        deadline = None
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout
+                elif now > deadline:
+                    # what SQLite itself raises when its wait runs out
+                    raise OperationalError(None, None, sqlite3.OperationalError("database is locked")) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+
 def write_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """The lock this process's write transactions on ``engine`` take turns on (SQLite only).
+    """The lock write transactions on ``engine`` take turns on (SQLite only).
 
     SQLite lets one writer in at a time, and a writer that finds the file locked sleeps in
-    growing steps (up to 100 ms) before it tries again: two of our own threads writing at
-    once (a group commit of completions and a batch of request logs, say) turned into tails
-    of tens of milliseconds. Waiting on a lock in the process instead hands over at once.
-    Reentrant, so a write made inside another on the same thread does not wait for itself.
-    On PostgreSQL, writers do not exclude each other: no lock.
+    growing steps (up to 100 ms) before it tries again: two writers at once (a group commit
+    of completions and a batch of request logs, or two server processes on one file) turned
+    into tails of tens of milliseconds. Waiting on a lock instead hands over at once: a
+    reentrant lock between this process's threads and, for a database file, a file lock
+    (``<database>-write.lock``) between processes. A write made inside another on the same
+    thread does not wait for itself. On PostgreSQL, writers do not exclude each other: no lock.
     """
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.get(engine)
         if lock is None:
-            lock = _WRITE_LOCKS[engine] = threading.RLock()
+            path = lock_file_beside(engine, "write") if fcntl is not None else None
+            lock = _WRITE_LOCKS[engine] = threading.RLock() if path is None else _FileWriteLock(path, BUSY_TIMEOUT)
     return lock
 
 
@@ -159,7 +230,7 @@ def create_db_engine(url: str) -> Engine:
         # A pool as large as the worker-thread pool: opening SQLite connections is cheap, but
         # not free, and an overflow connection would be opened and closed on every request.
         pool = {"poolclass": StaticPool} if in_memory else {"pool_size": 48, "max_overflow": 16}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT},
                                **JSON_CODEC, **pool)
 
         @event.listens_for(engine, "connect")
@@ -167,7 +238,7 @@ def create_db_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             cur.close()
 
         if not in_memory:
