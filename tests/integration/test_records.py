@@ -168,11 +168,34 @@ def test_content_requires_external_reference(tenant: Tenant) -> None:
     assert_stackone_error(tenant.put("/unified/lms/content", json={"title": "x"}), 400, "external_reference")
 
 
-def test_content_active_filter(tenant: Tenant) -> None:
-    tenant.put("/unified/lms/content", json={"external_reference": "on", "active": True})
-    tenant.put("/unified/lms/content", json={"external_reference": "off", "active": "false"})
-    active = tenant.get("/unified/lms/content", params={"filter[active]": "true"}).json()["data"]
-    assert [c["external_reference"] for c in active] == ["on"]
+@pytest.mark.parametrize("resource", ["content", "courses"])
+def test_active_filter_finds_active_or_inactive_records(tenant: Tenant, resource: str) -> None:
+    """filter[active]=false (or the flat active=false) finds the inactive ones; it used to
+    filter nothing and list the active records too."""
+    for ref, active in (("on", True), ("on-text", "true"), ("off", False), ("off-text", "false")):
+        assert tenant.put(f"/unified/lms/{resource}", json={"external_reference": ref, "active": active}).status_code == 201
+    listed = tenant.get(f"/unified/lms/{resource}").json()["data"]
+    assert len(listed) == 4
+
+    def refs(**params: str) -> list[str]:
+        answer = tenant.get(f"/unified/lms/{resource}", params=params)
+        assert answer.status_code == 200, answer.text
+        return sorted(x["external_reference"] for x in answer.json()["data"])
+
+    assert refs(**{"filter[active]": "true"}) == ["on", "on-text"]
+    assert refs(**{"filter[active]": "false"}) == ["off", "off-text"]
+    assert refs(active="false") == ["off", "off-text"]
+    assert_stackone_error(tenant.get(f"/unified/lms/{resource}", params={"filter[active]": "maybe"}),
+                          400, "filter[active]")
+
+
+@pytest.mark.parametrize("path", ["/unified/lms/content", "/unified/lms/completions", "/unified/lms/users"])
+def test_a_page_beyond_what_the_database_can_skip_is_400(tenant: Tenant, path: str) -> None:
+    """A page whose offset overflows 64 bits was a 500 (OverflowError in the driver)."""
+    assert tenant.get(path, params={"page": "2", "page_size": "1"}).status_code == 200
+    for page in ("99999999999999999999", str(2**63)):
+        assert_stackone_error(tenant.get(path, params={"page": page}), 400, "page")
+    assert tenant.get(path, params={"page": str(2**62 // 1000 + 1), "page_size": "1000"}).status_code == 200
 
 
 def test_batch_upsert_stores_good_items_and_reports_bad_ones(tenant: Tenant) -> None:

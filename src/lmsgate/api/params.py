@@ -30,6 +30,15 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+MAX_OFFSET = 2**62
+"""The most rows a ``page`` may skip: SQLite and PostgreSQL count them in 64 bits (with room
+for the page itself)."""
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _bool(name: str, value: str | None) -> bool:
     if value is None or value == "":
         return False
@@ -80,8 +89,10 @@ def page_request(params: QueryParams, *, filter_names: tuple[str, ...] = (),
     offset = None
     page_text = params.get("page")
     if page_text:
-        if not _whole(page_text) or int(page_text) < 1:
-            raise BadRequest(f"page: must be a whole number from 1, got {page_text!r}")
+        last = MAX_OFFSET // page_size + 1  # the database counts rows skipped in 64 bits
+        if not _whole(page_text) or not 1 <= int(page_text) <= last:
+            raise BadRequest(f"page: must be a whole number from 1 to {last} (with page_size {page_size}), "
+                             f"got {_cut(page_text)!r}")
         offset = (int(page_text) - 1) * page_size
     deep = _deep(params, "filter")
     updated = _updated_after(deep.get("updated_after"), "filter[updated_after]") or _updated_after(

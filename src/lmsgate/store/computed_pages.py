@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Table, bindparam, select
+from sqlalchemy import BigInteger, Connection, Integer, Table, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -64,7 +64,7 @@ class ComputedPageQuery:
             q = q.where(c.id > bindparam("after_id"))
         q = q.order_by(c.id).limit(bindparam("limit", type_=Integer))
         if offset:
-            q = q.offset(bindparam("offset", type_=Integer))
+            q = q.offset(bindparam("offset", type_=BigInteger))  # psycopg casts to the type: int4 overflowed
         compiled = q.compile(dialect=dialect)
         processors: dict[str, Any] = {}
         if updated_after:  # the column type's own conversion (naive UTC, in SQLite's text form)

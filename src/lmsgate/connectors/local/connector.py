@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Table, or_, true
+from sqlalchemy import Table
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
@@ -525,7 +525,7 @@ class LocalConnector(Connector):
 
     async def list_content(self, ctx: CallContext, page: PageRequest) -> ListResult:
         acct = ctx.account.id
-        where = [t.content.c.active == 1] if page.filters.get("active") else []
+        where = [t.content.c.active == int(page.filters["active"])] if "active" in page.filters else []
 
         def work() -> ListResult:
             rows = self.store.list(t.content, acct, page, where)
@@ -584,10 +584,14 @@ class LocalConnector(Connector):
         where = []
         if page.filters.get("external_reference"):
             where.append(c.external_reference == page.filters["external_reference"])
-        if page.filters.get("active"):
-            # Courses keep ``active`` in their document, as sent: JSON true or the string "true".
-            active = c.doc["active"]
-            where.append(or_(active.as_boolean() == true(), active.as_string() == "true"))
+        if "active" in page.filters:
+            # Courses keep ``active`` in their document, as sent: JSON true or false, or the
+            # string "true" or "false". filter[active]=false finds the inactive ones (the
+            # contract has only true; false filtering nothing would be a trap).
+            # As text: PostgreSQL gives 'true' for both; SQLite gives '1' for JSON true (and
+            # casting the string 'true' to a boolean there gives 0, i.e. false).
+            wanted = ("true", "1") if page.filters["active"] else ("false", "0")
+            where.append(c.doc["active"].as_string().in_(wanted))
         return where
 
     async def list_courses(self, ctx: CallContext, page: PageRequest) -> ListResult:
