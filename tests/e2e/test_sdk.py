@@ -68,7 +68,7 @@ def _seed(tmp: Path, *, rate_limit: int) -> tuple[dict[str, str], str, dict[str,
     project = c.tenancy.create_project("sdk")
     key = c.tenancy.issue_key(project, "sdk-tests").secret
     accounts = {name: c.tenancy.create_account(project, "local").id
-                for name in ("sync", "async", "paging", "errors", "limits", "deliveries", "iri")}
+                for name in ("sync", "async", "paging", "errors", "limits", "deliveries", "iri", "dots1", "dots2")}
     accounts["disabled"] = c.tenancy.create_account(project, "local", status="inactive").id
     accounts["ghost"] = c.tenancy.create_account(project, "ghost-lms").id  # no such connector installed
     c.engine.dispose()
@@ -243,6 +243,20 @@ def test_a_learner_id_that_is_an_iri_works_through_a_real_server(server: Server)
         assert client.lms.get_user(iri).data.id == iri
         client.lms.delete_user_completion(iri, created.data.id)
         assert client.lms.list_user_completions(iri).data == []
+
+
+@pytest.mark.parametrize("learner", [".", ".."])
+def test_a_learner_id_of_dots_reaches_that_learner(server: Server, learner: str) -> None:
+    """Sent as they are, the dots were resolved away: get_user_completion("..", id) asked
+    /unified/lms/completions/{id} and got another learner's completion."""
+    with server.client(f"dots{len(learner)}") as client:
+        other = client.lms.create_user_completion("someone-else", {"learning_object_external_reference": "theirs"})
+        with pytest.raises(NotFoundError):
+            client.lms.get_user_completion(learner, other.data.id)
+        mine = client.lms.create_user_completion(learner, {"learning_object_external_reference": "mine"})
+        assert [c.user_id for c in client.lms.list_user_completions(learner).data] == [learner]
+        assert client.lms.get_user_completion(learner, mine.data.id).data.user_id == learner
+        assert client.lms.get_user(learner).data.id == learner
 
 
 def test_errors_arrive_as_typed_exceptions(server: Server) -> None:

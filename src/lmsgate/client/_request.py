@@ -123,9 +123,13 @@ class Call(Generic[M]):
 
 
 def segment(value: str) -> str:
-    """A path parameter, percent-encoded whole (``a b/c`` → ``a%20b%2Fc``)."""
+    """A path parameter, percent-encoded whole (``a b/c`` → ``a%20b%2Fc``). An id that is
+    ``.`` or ``..`` has its dots encoded too: as they are, the URL would be resolved to the
+    segment above (``/users/../completions/1`` is ``/completions/1``, another learner's)."""
     if not isinstance(value, str) or not value:
         raise InvalidRequestError(f"path parameter: must be a non-empty string, got {value!r}")
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
