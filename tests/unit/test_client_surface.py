@@ -216,6 +216,11 @@ def test_retry_policy_waits_as_told_and_gives_up() -> None:
     request = httpx.Request("GET", "http://lms.test/")
     assert policy.wait_after_error(httpx.ConnectError("refused", request=request), 0, 0.0) == 0.5
     assert policy.wait_after_error(httpx.ReadTimeout("slow", request=request), 0, 0.0) is None
+    lost = httpx.RemoteProtocolError("closed without an answer", request=request)
+    assert policy.wait_after_error(lost, 0, 0.0) == 0.5
+    assert policy.wait_after_error(lost, 0, 0.0, repeatable=False) is None  # it may have been served
+    refused = httpx.ConnectError("refused", request=request)
+    assert policy.wait_after_error(refused, 0, 0.0, repeatable=False) == 0.5  # it never left
     assert Retry.none().wait_after(_response(429, {}, {"Retry-After": "1"}), 0, 0.0) is None
 
 
@@ -236,3 +241,68 @@ def test_public_classes_present_themselves_as_lmsgate_client() -> None:
     for cls in (Client, AsyncClient, Lms, NotFoundError, Retry):
         assert cls.__module__ == "lmsgate.client"
     assert "lmsgate.client._lms_sync" in sys.modules
+
+
+class _HangsUpAfterReading:
+    """A real HTTP listener that reads each request whole, counts it, and closes the
+    connection without answering: the client cannot tell whether it was served."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.requests: list[bytes] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests.append(head.split(b"\r\n")[0])
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize(("call", "sent"), [
+    ("list", 3), ("complete", 3), ("complete_async", 1), ("complete_async_with_key", 3), ("delete", 1),
+], ids=str)
+def test_a_request_lost_after_it_left_is_sent_again_only_if_repeating_it_is_harmless(call: str, sent: int) -> None:
+    """Writes with Prefer: respond-async (each makes a delivery) and deletes (a repeat answers
+    404) were sent again after the connection broke, so one call could take effect twice."""
+    from lmsgate.client import TransportError
+
+    server = _HangsUpAfterReading()
+    retry = Retry(max_retries=2, backoff_initial=0.01, jitter=0)
+    try:
+        with Client("k" * 24, server_url=server.url, account_id="acct", retry=retry) as c:
+            run = {
+                "list": lambda: c.lms.list_users(),
+                "complete": lambda: c.lms.create_user_completion("u1", {"learning_object_external_reference": "x"}),
+                "complete_async": lambda: c.lms.create_user_completion(
+                    "u1", {"learning_object_external_reference": "x"}, prefer_async=True),
+                "complete_async_with_key": lambda: c.lms.create_user_completion(
+                    "u1", {"learning_object_external_reference": "x"}, prefer_async=True, idempotency_key="k-1"),
+                "delete": lambda: c.lms.delete_user_completion("u1", "c1"),
+            }[call]
+            with pytest.raises(TransportError):
+                run()
+    finally:
+        server.close()
+    assert len(server.requests) == sent, server.requests

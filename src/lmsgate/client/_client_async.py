@@ -101,7 +101,8 @@ class AsyncClient:
                     call.method, url, params=call.params, headers=call.headers, content=call.content
                 )
             except httpx.TransportError as exc:
-                wait = policy.wait_after_error(exc, retries, time.monotonic() - started)
+                wait = policy.wait_after_error(exc, retries, time.monotonic() - started,
+                                               repeatable=r.repeatable(call))
                 if wait is None:
                     kind = ClientTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
                     raise kind(f"{call.method} {url}: {type(exc).__name__}: {exc}", r.request_of(exc)) from exc

@@ -122,6 +122,15 @@ class Call(Generic[M]):
     """A 202 is a success, answered as :class:`Accepted`."""
 
 
+def repeatable(call: Call[Any]) -> bool:
+    """Whether ``call`` may take effect twice harmlessly, should a broken connection leave it
+    unknown whether the server got it (see :class:`~lmsgate.client.Retry`)."""
+    headers = {name.lower(): value for name, value in call.headers.items()}
+    if "idempotency-key" in headers or call.method == "GET":
+        return True
+    return call.method != "DELETE" and "respond-async" not in headers.get("prefer", "").lower()
+
+
 def segment(value: str) -> str:
     """A path parameter, percent-encoded whole (``a b/c`` → ``a%20b%2Fc``). An id that is
     ``.`` or ``..`` has its dots encoded too: as they are, the URL would be resolved to the

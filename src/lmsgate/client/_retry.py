@@ -14,6 +14,8 @@ __all__ = ["Retry"]
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
               httpx.WriteError)
 """Connection failures after which sending again is sensible."""
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Failures before the request left: sending it again cannot repeat it."""
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,12 @@ class Retry:
     ``max_retries`` retries, or when the next wait would end more than ``max_elapsed``
     seconds after the first attempt; the last answer is then returned or raised.
 
-    Every write of the unified LMS API is safe to repeat (the same completion posted twice
-    is stored once), so writes are retried like reads. ``Retry.none()`` turns retrying off.
+    A connection that broke after the request left (reset, closed without an answer) may
+    have been served: only a request that is harmless to repeat is sent again then. Reads
+    are; so are the unified LMS API's synchronous writes (the same completion posted twice is
+    stored once; an upsert writes the same record). A write with ``Prefer: respond-async``
+    (each one makes a delivery) or a delete (a repeat answers 404) is sent again only with an
+    ``Idempotency-Key``. ``Retry.none()`` turns retrying off.
     """
 
     max_retries: int = 5
@@ -59,12 +65,17 @@ class Retry:
         wait = asked if asked is not None else self.backoff(retries)
         return wait if elapsed + wait <= self.max_elapsed else None
 
-    def wait_after_error(self, error: httpx.TransportError, retries: int, elapsed: float) -> float | None:
+    def wait_after_error(self, error: httpx.TransportError, retries: int, elapsed: float, *,
+                         repeatable: bool = True) -> float | None:
         """Seconds to wait before sending again after a failed connection, or None to give up.
 
-        A read timeout is not retried: the server may still be working on the request.
+        A read timeout is not retried: the server may still be working on the request. With
+        ``repeatable=False`` (the request must not take effect twice), only a connection that
+        failed before the request left is retried.
         """
         if not self.connection_errors or retries >= self.max_retries or not isinstance(error, _RETRYABLE):
+            return None
+        if not repeatable and not isinstance(error, _NOTHING_SENT):
             return None
         wait = self.backoff(retries)
         return wait if elapsed + wait <= self.max_elapsed else None
