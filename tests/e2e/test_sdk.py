@@ -68,7 +68,7 @@ def _seed(tmp: Path, *, rate_limit: int) -> tuple[dict[str, str], str, dict[str,
     project = c.tenancy.create_project("sdk")
     key = c.tenancy.issue_key(project, "sdk-tests").secret
     accounts = {name: c.tenancy.create_account(project, "local").id
-                for name in ("sync", "async", "paging", "errors", "limits", "deliveries", "iri", "dots1", "dots2")}
+                for name in ("sync", "async", "paging", "errors", "limits", "deliveries", "iri", "dots1", "dots2", "batch")}
     accounts["disabled"] = c.tenancy.create_account(project, "local", status="inactive").id
     accounts["ghost"] = c.tenancy.create_account(project, "ghost-lms").id  # no such connector installed
     c.engine.dispose()
@@ -257,6 +257,21 @@ def test_a_learner_id_of_dots_reaches_that_learner(server: Server, learner: str)
         assert [c.user_id for c in client.lms.list_user_completions(learner).data] == [learner]
         assert client.lms.get_user_completion(learner, mine.data.id).data.user_id == learner
         assert client.lms.get_user(learner).data.id == learner
+
+
+def test_a_batch_with_a_bad_item_stores_the_good_ones_and_reports_the_bad(server: Server) -> None:
+    """The client validated the whole batch and refused it over one bad item, sending
+    nothing; with prefer_async, lmsgate's usual batch answer came back as an Accepted with
+    no delivery, its errors lost."""
+    with server.client("batch") as client:
+        items = [{"external_reference": "bb-good"}, {"external_reference": "bb-bad", "duration": "PTX"}]
+        for prefer_async in (False, True):
+            result = client.lms.batch_upsert_content({"items": items}, prefer_async=prefer_async)
+            assert isinstance(result, BatchResultApiModel), result
+            assert result.errors is not None and result.errors[0] == [] and "duration" in result.errors[1][0]
+        assert [c.external_reference for c in client.lms.list_content().data] == ["bb-good"]
+        with pytest.raises(InvalidRequestError):  # the envelope is still checked before sending
+            client.lms.batch_upsert_content({"items": []})
 
 
 def test_errors_arrive_as_typed_exceptions(server: Server) -> None:

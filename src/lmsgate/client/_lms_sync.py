@@ -107,7 +107,10 @@ class Lms:
     def _write(self, method: str, path: str, result: type[M], body_model: type[BaseModel] | None,
                      body: BaseModel | Body | None, account_id: str | None, idempotency_key: str | None,
                      prefer_async: bool, retry: Retry | None, empty_ok: bool = False) -> Any:
-        content = r.body(body_model, body) if body_model is not None and body is not None else None
+        if body_model is LmsBatchUpsertContentRequestDto:
+            content = r.batch_body(body)  # type: ignore[arg-type]
+        else:
+            content = r.body(body_model, body) if body_model is not None and body is not None else None
         call = r.Call(method, path, result, content=content, empty_ok=empty_ok, accept_async=prefer_async,
                       headers=self._client._headers_for(account_id, json_body=content is not None,
                                                         idempotency_key=idempotency_key,
