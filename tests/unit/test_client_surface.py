@@ -306,3 +306,14 @@ def test_a_request_lost_after_it_left_is_sent_again_only_if_repeating_it_is_harm
     finally:
         server.close()
     assert len(server.requests) == sent, server.requests
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Client("k" * 24, server_url="http://[::1", account_id="acct"),
+    lambda: Client("k" * 24, server_url="http://127.0.0.1:9", account_id="acé"),
+    lambda: Client("k" * 24, server_url="http://127.0.0.1:9", account_id="acct", headers={"X-Team": "Zürich"}),
+], ids=["bad-url", "non-ascii-account", "non-ascii-header"])
+def test_a_request_that_cannot_be_sent_is_an_invalid_request_error(make) -> None:  # type: ignore[no-untyped-def]
+    """httpx.InvalidURL and UnicodeEncodeError escaped untyped."""
+    with make() as c, pytest.raises(InvalidRequestError, match="cannot be sent"):
+        c.lms.list_users(retry=Retry.none())

@@ -16,7 +16,7 @@ import httpx
 
 from lmsgate.client import _request as r
 from lmsgate.client._deliveries_async import AsyncDeliveries
-from lmsgate.client._exceptions import ClientTimeoutError, TransportError
+from lmsgate.client._exceptions import ClientTimeoutError, InvalidRequestError, TransportError
 from lmsgate.client._lms_async import AsyncLms
 from lmsgate.client._retry import Retry
 
@@ -100,6 +100,8 @@ class AsyncClient:
                 response = await self._http.request(
                     call.method, url, params=call.params, headers=call.headers, content=call.content
                 )
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:  # nothing was sent
+                raise InvalidRequestError(f"{call.method} {url}: cannot be sent: {exc}") from exc
             except httpx.TransportError as exc:
                 wait = policy.wait_after_error(exc, retries, time.monotonic() - started,
                                                repeatable=r.repeatable(call))

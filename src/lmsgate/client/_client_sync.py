@@ -15,7 +15,7 @@ import httpx
 
 from lmsgate.client import _request as r
 from lmsgate.client._deliveries_sync import Deliveries
-from lmsgate.client._exceptions import ClientTimeoutError, TransportError
+from lmsgate.client._exceptions import ClientTimeoutError, InvalidRequestError, TransportError
 from lmsgate.client._lms_sync import Lms
 from lmsgate.client._retry import Retry
 
@@ -99,6 +99,8 @@ class Client:
                 response = self._http.request(
                     call.method, url, params=call.params, headers=call.headers, content=call.content
                 )
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:  # nothing was sent
+                raise InvalidRequestError(f"{call.method} {url}: cannot be sent: {exc}") from exc
             except httpx.TransportError as exc:
                 wait = policy.wait_after_error(exc, retries, time.monotonic() - started,
                                                repeatable=r.repeatable(call))
