@@ -35,7 +35,8 @@ def test_duration_parse_and_normal_form(text: str, months: int, seconds: str, no
     assert Duration.parse(normal) == d  # the normal form reads back to the same value
 
 
-@pytest.mark.parametrize("bad", ["", "P", "PT", "T1H", "P1H", "PT1D", "PT-1S", "P1.3Y", "P0.5M", "PT1.5H1M", "1H", "PT1H ", " "])
+@pytest.mark.parametrize("bad", ["", "P", "PT", "T1H", "P1H", "PT1D", "PT-1S", "P1.3Y", "P0.5M", "PT1.5H1M", "1H", "PT1H ", " ",
+                                 "PT\u0663H", "PT\uff11H", "P\u0661D"])  # Arabic-Indic and fullwidth digits
 def test_duration_rejects(bad: str) -> None:
     if bad.strip() != bad and bad.strip():
         assert Duration.parse(bad).isoformat() == "PT1H"  # surrounding space is tolerated
@@ -65,7 +66,8 @@ def test_parse_datetime(text: str, expected: datetime) -> None:
     assert parse_datetime(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["2021-07-21", "2021-02-30T00:00:00Z", "2021-07-21T25:00:00Z", 0, None, "now"])
+@pytest.mark.parametrize("bad", ["2021-07-21", "2021-02-30T00:00:00Z", "2021-07-21T25:00:00Z", 0, None, "now",
+                                 "\uff12\uff10\uff12\uff11-07-21T14:00:00Z", "2021-07-21T14:00:0\u0660Z"])  # digits beyond 0-9
 def test_parse_datetime_rejects(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_datetime(bad)

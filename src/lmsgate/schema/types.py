@@ -33,7 +33,8 @@ __all__ = [
 
 _RFC3339 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$"
+    r"(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$",
+    re.ASCII,  # \d is 0-9 only: '٣' or '３' is no digit of a date
 )
 
 
@@ -114,7 +115,8 @@ _DURATION = re.compile(
     r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
     r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
     r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?"
-    r")?$"
+    r")?$",
+    re.ASCII,  # \d is 0-9 only: 'PT٣H' was read as PT3H
 )
 
 
