@@ -236,6 +236,24 @@ def test_patch_content_changes_only_given_fields(tenant: Tenant) -> None:
     other = tenant.put("/unified/lms/content", json={"external_reference": "taken"}).json()["data"]["id"]
     assert_stackone_error(tenant.patch(f"/unified/lms/content/{cid}", json={"external_reference": "taken"}), 409)
     assert other
+    # the reference upserts find it by cannot be emptied or cleared (an empty one was stored)
+    for cleared in ("", None):
+        assert_stackone_error(tenant.patch(f"/unified/lms/content/{cid}", json={"external_reference": cleared}),
+                              400, "external_reference")
+    assert tenant.get(f"/unified/lms/content/{cid}").json()["data"]["external_reference"] == CONTENT["external_reference"]
+
+
+def test_a_course_naming_a_content_twice_lists_it_once(tenant: Tenant) -> None:
+    """A repeated reference leaked the database's unique-constraint message as a 422."""
+    c1 = tenant.put("/unified/lms/content", json={"external_reference": "twice-1"}).json()["data"]["id"]
+    c2 = tenant.put("/unified/lms/content", json={"external_reference": "twice-2"}).json()["data"]["id"]
+    course = tenant.put("/unified/lms/courses", json={
+        "external_reference": "twice-course", "content_external_references": ["twice-2", "twice-1", "twice-2"]})
+    assert course.status_code == 201, course.text
+    got = tenant.get(f"/unified/lms/courses/{course.json()['data']['id']}").json()["data"]
+    assert got["content_ids"] == [c2, c1]
+    assert_stackone_error(tenant.put("/unified/lms/courses", json={
+        "external_reference": "twice-course", "content_external_references": [""]}), 400, "content_external_references")
 
 
 def test_courses_list_their_content(tenant: Tenant) -> None:

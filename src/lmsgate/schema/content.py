@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from lmsgate.schema.common import (
@@ -73,7 +75,13 @@ class LmsBatchUpsertContentRequestDto(RequestModel):
 class LmsCreateContentRequestDto(_ContentFields):
     """Body of ``PATCH /unified/lms/content/{id}`` (SDK 4.28.0): only the fields given change."""
 
-    external_reference: str | None = None
+    external_reference: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _keeps_its_reference(self) -> LmsCreateContentRequestDto:
+        if "external_reference" in self.model_fields_set and self.external_reference is None:
+            raise ValueError("external_reference: cannot be cleared; upserts find the content by it")
+        return self
 
 
 class Content(ResponseModel):
@@ -128,13 +136,21 @@ class LmsUpsertCourseRequestDto(RequestModel):
     url: str | None = None
     active: BoolLike = None
     duration: DurationInput | None = None
-    content_external_references: list[str] | None = Field(
-        default=None, description="External references of the content this course contains."
+    content_external_references: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, description="External references of the content this course contains, in order; "
+        "a reference given twice counts once, where it first appears."
     )
     categories: list[CreateCategoriesApiModel] | None = None
     skills: list[CreateSkillsApiModel] | None = None
     authors: list[AuthorModel] | None = None
     unified_custom_fields: FreeForm | None = None
+
+    @model_validator(mode="after")
+    def _each_content_once(self) -> LmsUpsertCourseRequestDto:
+        refs = self.content_external_references
+        if refs is not None and len(set(refs)) != len(refs):
+            self.content_external_references = list(dict.fromkeys(refs))
+        return self
 
 
 class Course(ResponseModel):
