@@ -47,3 +47,17 @@ def test_a_nul_beside_an_encoded_slash_is_still_refused(any_path_tenant: Tenant)
     assert_stackone_error(resp, 400, "id", "NUL")
     resp = any_path_tenant.get("/unified/lms/users/a%00%2Fb/completions")
     assert_stackone_error(resp, 400, "id", "NUL")
+
+
+def test_an_id_whose_bytes_are_not_utf8_is_refused_not_merged(any_path_tenant: Tenant) -> None:
+    """%FF and %FE were both decoded to U+FFFD: two learners became one, "\ufffd"."""
+    tenant = any_path_tenant
+    for path in ("/unified/lms/users/%FF/completions", "/unified/lms/users/a%FEb/completions"):
+        assert_stackone_error(tenant.post(path, json=SEED_COMPLETION), 400, "path", "UTF-8")
+        assert_stackone_error(tenant.get(path), 400, "path", "UTF-8")
+    assert_stackone_error(tenant.put("/unified/lms/users/%C3", json={"name": "x"}), 400, "path", "UTF-8")
+    # U+FFFD itself, sent as its UTF-8 bytes, is an id like any other
+    created = tenant.post("/unified/lms/users/%EF%BF%BD/completions", json=SEED_COMPLETION)
+    assert created.status_code == 201, created.text
+    listed = tenant.get("/unified/lms/users/%EF%BF%BD/completions").json()["data"]
+    assert [c["user_id"] for c in listed] == ["\ufffd"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,7 +65,8 @@ class BodySizeLimit:
 
 
 class RequestHeadLimits:
-    """Refuse over-long URLs (414) and oversized or too many headers (431) before any parsing.
+    """Refuse over-long URLs (414), oversized or too many headers (431), and paths whose
+    percent-encoded bytes are not UTF-8 (400), before any parsing.
 
     Each limit answers in StackOne's error shape and names what was too large. The HTTP
     server's own parser stops heads larger than its buffer earlier, with a bare 400; lmsgate's
@@ -83,6 +86,10 @@ class RequestHeadLimits:
         if url_bytes > self.max_url_bytes:
             return 414, (f"url: the path and query string are {url_bytes} bytes long; "
                          f"the limit is {self.max_url_bytes}")
+        if "\ufffd" in scope["path"] and not _utf8(raw_path):
+            # The server decodes bytes that are not UTF-8 to U+FFFD: %FF and %FE would both
+            # become the id "\ufffd", and two learners one.
+            return 400, "path: percent-encoded bytes that are not UTF-8; encode ids as UTF-8"
         headers = scope.get("headers", [])
         if len(headers) > self.max_header_count:
             return 431, f"headers: {len(headers)} headers sent; the limit is {self.max_header_count}"
@@ -102,6 +109,14 @@ class RequestHeadLimits:
             await _refuse(send, *refusal)
             return
         await self.app(scope, receive, send)
+
+
+def _utf8(raw_path: bytes) -> bool:
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
