@@ -49,7 +49,7 @@ from lmsgate.connectors.base import CallContext
 from lmsgate.errors import BadRequest, LmsGateError
 from lmsgate.logs import request_id_var
 from lmsgate.schema import LmsCreateCompletionRequestDto
-from lmsgate.schema.common import NUL_FREE
+from lmsgate.schema.common import NUL_FREE, shallow_text, too_deep_message
 from lmsgate.service.deliveries import Deferred
 
 log = logging.getLogger("lmsgate.api.fastpath")
@@ -175,9 +175,14 @@ class CompletionFastLane:
         if "\x00" in user_id:
             raise BadRequest("id: NUL characters are not allowed")
         try:
-            # JSON can carry NUL only as \u0000: without it, the model's walk looking for one is skipped
-            dto = _VALIDATE(payload, context=None if b"\\u0000" in payload else NUL_FREE)
+            # JSON can carry NUL only as \u0000, and nest only as deep as it has brackets:
+            # without either, the model's walks looking for them are skipped
+            checked = b"\\u0000" not in payload and shallow_text(payload)
+            dto = _VALIDATE(payload, context=NUL_FREE if checked else None)
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" and "recursion limit" in str(e.get("ctx", {}).get("error", ""))
+                   for e in exc.errors()):  # too deep for the parser itself: the other lane's words
+                raise BadRequest(too_deep_message(None)) from None
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
             raise BadRequest(describe_validation_errors(errors)) from None
         # submit, not create_completion: the account's fallback_to_async applies here too

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.bulk.sources import Format, Record
 from lmsgate.schema import Completion, LmsCreateCompletionRequestDto
-from lmsgate.schema.common import NUL_FREE
+from lmsgate.schema.common import NUL_FREE, shallow_text
 
 __all__ = ["FIELDS", "ColumnError", "CompletionRows", "Refused"]
 
@@ -178,9 +178,9 @@ class CompletionRows:
         elif "\x00" in user_id:
             problems.insert(0, "user_id: NUL characters are not allowed")
         raw = record.raw  # a JSON escape counts too: a passthrough cell, or a JSON Lines record
-        nul_free = "\x00" not in raw and "\\u0000" not in raw
+        checked = "\x00" not in raw and "\\u0000" not in raw and shallow_text(raw)
         try:
-            parsed = LmsCreateCompletionRequestDto.model_validate(body, context=NUL_FREE if nul_free else None)
+            parsed = LmsCreateCompletionRequestDto.model_validate(body, context=NUL_FREE if checked else None)
         except ValidationError as exc:
             problems.append(describe_validation_errors(list(exc.errors())))
         if problems:

@@ -12,6 +12,7 @@ Open enums
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
@@ -75,10 +76,54 @@ def find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
+MAX_JSON_DEPTH = 64
+"""The deepest a request body may nest objects and arrays (the body itself is level 1).
+Deeper values could not be stored (serialisers stop near 255 levels: a 500) and no LMS
+field needs them."""
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """The top-level key under which ``value`` (a request body) nests objects and arrays more
+    than ``limit`` levels deep, if any. Walks without recursion, so any depth is safe."""
+    if isinstance(value, dict):
+        tops: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list):
+        tops = enumerate(value)
+    else:
+        return None
+    for key, item in tops:
+        stack = [(item, 2)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, dict):
+                children: Iterable[Any] = node.values()
+            elif isinstance(node, list):
+                children = node
+            else:
+                continue
+            if depth > limit:
+                return str(key)
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def shallow_text(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON ``text`` surely nests no deeper than ``limit``: it has no more brackets
+    than that (a count in C; the walk of :func:`too_deep` is for the rare text that does)."""
+    if isinstance(text, bytes):
+        return text.count(b"{") + text.count(b"[") <= limit
+    return text.count("{") + text.count("[") <= limit
+
+
+def too_deep_message(key: str | None) -> str:
+    return f"{key or 'body'}: nested more than {MAX_JSON_DEPTH} levels of objects and arrays deep"
+
+
 NUL_FREE: dict[str, Any] = {"nul_free": True}
 """Validation context (``model_validate(data, context=NUL_FREE)``) from a caller that has
-seen the whole text the data was read from and found no NUL in it (as ``\\u0000`` either, for
-JSON): the check above is skipped. A bulk import reads each record's text anyway."""
+seen the whole text the data was read from, and found no NUL in it (as ``\\u0000`` either,
+for JSON) and no more brackets than :data:`MAX_JSON_DEPTH` (:func:`shallow_text`): both
+checks below are skipped. A bulk import reads each record's text anyway."""
 
 
 class RequestModel(BaseModel):
@@ -91,6 +136,9 @@ class RequestModel(BaseModel):
     def _no_nul(cls, data: Any, info: ValidationInfo) -> Any:
         if info.context is NUL_FREE:  # the caller saw the text the data came from: no NUL in it
             return data
+        deep = too_deep(data)  # first: the NUL walk below recurses
+        if deep:
+            raise ValueError(too_deep_message(deep))
         where = find_nul(data)
         if where:
             raise ValueError(f"{where}: NUL characters are not allowed")
