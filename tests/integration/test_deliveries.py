@@ -294,3 +294,27 @@ def test_metrics_show_the_delivery_queue(short_lifetime: TestClient) -> None:
         for r in kept:
             assert settle(t, r.headers["location"])["status"] == "delivered"
         assert _queue_depth(short_lifetime) <= before - 3
+
+
+def test_background_deliveries_are_not_credited_to_the_request_that_woke_them(short_lifetime: TestClient) -> None:
+    """A drain started by a request ran in that request's context: its provider calls were
+    appended to that request's log (learner 1's log held the statements of learners 2 to 5)
+    and its log lines carried that request's id."""
+    tenant = make_tenant(short_lifetime, short_lifetime.app.state.container)
+    with LrsSimulator() as sim:
+        account = link(tenant, "xapi", xapi_setup(sim.endpoint), {"username": "bg", "password": "pw-bg"})["id"]
+        t = on_account(tenant, account)
+        sent = [t.post(f"/unified/lms/users/bg-{i}/completions", headers=ASYNC, json=completion()) for i in range(5)]
+        assert {r.status_code for r in sent} == {202}
+        for r in sent:
+            assert settle(t, r.headers["location"])["status"] == "delivered"
+        assert sim.delivered_count() == 5
+        time.sleep(0.2)  # the drain's last calls are made before its deliveries read as delivered
+        ids = [r.headers["x-request-id"] for r in sent]
+        logs = t.get("/requests/logs", params={"include": "step_logs", "page_size": 100,
+                                                "filter[request_ids]": ",".join(ids)})
+        assert logs.status_code == 200, logs.text
+        entries = {e["request_id"]: e for e in logs.json()["data"]}
+        assert set(entries) == set(ids)
+        # each answered 202 before anything was sent: none of them made a provider call
+        assert {rid: e.get("step_requests") or [] for rid, e in entries.items()} == {rid: [] for rid in ids}

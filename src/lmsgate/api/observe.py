@@ -23,6 +23,7 @@ request's context, whatever the configured log level, without printing more than
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import threading
@@ -191,14 +192,15 @@ class RequestLogWriter:
         if count >= self.MAX_PENDING:
             self._spawn(loop)
         elif self._timer is None or self._timer.cancelled() or self._timer.when() < loop.time() - 1:
-            self._timer = loop.call_later(self.FLUSH_AFTER, self._flush_soon)
+            self._timer = loop.call_later(self.FLUSH_AFTER, self._flush_soon, context=contextvars.Context())
 
     def _flush_soon(self) -> None:
         self._timer = None
         self._spawn(asyncio.get_running_loop())
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> None:
-        task = loop.create_task(anyio.to_thread.run_sync(self.flush))
+        # a batch of many requests' rows: none of their request ids belongs on its log lines
+        task = loop.create_task(anyio.to_thread.run_sync(self.flush), context=contextvars.Context())
         self._tasks.add(task)  # the loop keeps only a weak reference to tasks
         task.add_done_callback(self._tasks.discard)
 

@@ -21,6 +21,7 @@ operating system frees the lock when its process ends, even by ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -124,7 +125,10 @@ class EmbeddedRunner:
         timer = self._timers.pop(account_id, None)
         if timer is not None:
             timer.cancel()
-        self._running[account_id] = loop.create_task(self._drain(account_id), name=f"drain {account_id}")
+        # In a context of its own: woken by a request, the drain would otherwise run in that
+        # request's (its request id on every log line, its provider calls in that request's log).
+        self._running[account_id] = loop.create_task(self._drain(account_id), name=f"drain {account_id}",
+                                                     context=contextvars.Context())
 
     def _later(self, account_id: str, delay: float) -> None:
         assert self._loop is not None
@@ -134,7 +138,7 @@ class EmbeddedRunner:
             if current.when() <= due:
                 return
             current.cancel()
-        self._timers[account_id] = self._loop.call_at(due, self._fire, account_id)
+        self._timers[account_id] = self._loop.call_at(due, self._fire, account_id, context=contextvars.Context())
 
     def _fire(self, account_id: str) -> None:
         self._timers.pop(account_id, None)

@@ -29,6 +29,7 @@ own. Two tasks:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Coroutine, Iterable
@@ -175,7 +176,8 @@ class JobEngine:
             return
         self._pending.update(account_ids)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+            # not in the context of the request that woke it (its request id on these logs)
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), context=contextvars.Context())
 
     async def _flush(self) -> None:
         while self._pending:
