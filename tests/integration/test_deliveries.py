@@ -318,3 +318,28 @@ def test_background_deliveries_are_not_credited_to_the_request_that_woke_them(sh
         assert set(entries) == set(ids)
         # each answered 202 before anything was sent: none of them made a provider call
         assert {rid: e.get("step_requests") or [] for rid, e in entries.items()} == {rid: [] for rid in ids}
+
+
+def test_a_retry_sends_at_once_even_while_the_account_is_paused(short_lifetime: TestClient) -> None:
+    """A retried delivery waited out its account's pause (up to 5 minutes by default) before
+    it was sent, though the docs say a retry sends a pending delivery now."""
+    from datetime import timedelta
+
+    from lmsgate.service.deliveries import utcnow
+
+    container = short_lifetime.app.state.container
+    tenant = make_tenant(short_lifetime, container)
+    with LrsSimulator() as sim:
+        account = link(tenant, "xapi", xapi_setup(sim.endpoint), {"username": "rp", "password": "pw-rp"})["id"]
+        t = on_account(tenant, account)
+        now = utcnow()
+        container.deliveries.store.save_state(account, paused_until=now + timedelta(minutes=5), failures=6,
+                                              tokens=None, tokens_at=None, now=now)
+        kept = t.post("/unified/lms/users/rp-1/completions", headers=ASYNC, json=completion())
+        assert kept.status_code == 202, kept.text
+        time.sleep(0.5)
+        assert t.get(kept.headers["location"]).json()["data"]["status"] == "pending"  # paused: not sent
+        retried = t.post(kept.headers["location"] + "/retry")
+        assert retried.status_code == 200, retried.text
+        assert settle(t, kept.headers["location"], timeout=10)["status"] == "delivered"
+        assert container.deliveries.store.state(account).paused_until is None

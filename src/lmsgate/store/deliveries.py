@@ -264,6 +264,9 @@ class DeliveryStore:
               limit: int | None = None) -> list[tuple[str, str]]:
         """Queue dead (or waiting) deliveries again at once, with a fresh attempt budget.
 
+        Their accounts' pauses end too: an operator retries once the provider is fixed, and a
+        retried delivery must not wait out a pause of up to several minutes first.
+
         Returns ``(delivery id, account id)`` of each delivery queued again. Delivered ones and
         ones being delivered right now are left alone.
         """
@@ -283,4 +286,9 @@ class DeliveryStore:
                                  .where(d.seq.in_(seqs[i:i + 1000]), d.status.in_((DEAD, PENDING)))
                                  .values(status=PENDING, next_attempt_at=now, round_attempts=0,
                                          round_started_at=now, updated_at=now))
+                accounts = sorted({r.account_id for r in rows})
+                for i in range(0, len(accounts), 1000):
+                    conn.execute(update(t.delivery_accounts)
+                                 .where(s.account_id.in_(accounts[i:i + 1000]), s.paused_until.is_not(None))
+                                 .values(paused_until=None, failures=0, updated_at=now))
         return [(r.id, r.account_id) for r in rows]
