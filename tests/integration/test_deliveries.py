@@ -185,6 +185,26 @@ def test_idempotency_key_replays_and_refuses(any_path_tenant: Tenant) -> None:
     assert_stackone_error(elsewhere, 422, "Idempotency-Key")
 
 
+def test_idempotency_compares_numbers_by_value(tenant: Tenant) -> None:
+    """50 and 50.0 (another serialiser's retry) were a different request: a 422. And two
+    integers beyond 64 bits, read as one float, must still differ."""
+    score = b'{"learning_object_external_reference":"num","completed_at":"2024-01-01T00:00:00Z","score":{"percentage":%s}}'
+    headers = {"Idempotency-Key": "numbers-1", "content-type": "application/json"}
+    first = tenant.post("/unified/lms/users/num-1/completions", content=score % b"50", headers=headers)
+    assert first.status_code == 201, first.text
+    for same in (b"50.0", b"5e1", b"50.000"):
+        again = tenant.post("/unified/lms/users/num-1/completions", content=score % same, headers=headers)
+        assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true", (same, again.text)
+    assert_stackone_error(tenant.post("/unified/lms/users/num-1/completions", content=score % b"50.5",
+                                      headers=headers), 422, "Idempotency-Key")
+    big = b'{"learning_object_external_reference":"num","passthrough":{"n":%s}}'
+    headers = {"Idempotency-Key": "numbers-2", "content-type": "application/json"}
+    assert tenant.post("/unified/lms/users/num-2/completions", content=big % b"123456789012345678901",
+                       headers=headers).status_code == 201
+    assert_stackone_error(tenant.post("/unified/lms/users/num-2/completions", content=big % b"123456789012345678902",
+                                      headers=headers), 422, "Idempotency-Key")
+
+
 def test_idempotency_key_is_per_project_and_needs_auth(tenant: Tenant, other_tenant: Tenant) -> None:
     headers = {"Idempotency-Key": "shared-key-1"}
     a = tenant.post("/unified/lms/users/i-1/completions", json=SEED_COMPLETION, headers=headers)

@@ -27,6 +27,7 @@ body size limit, and inside the heartbeat, so it stores real answers only.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -83,10 +84,27 @@ def parse_key(raw: bytes) -> str:
     return value
 
 
+def _same_numbers(value: Any) -> Any:
+    """JSON with each number in one form: 50, 50.0 and 5e1 are the same number (and store the
+    same record), so a float with no fraction becomes an int (within 2^53, where that is exact)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, dict):
+        return {k: _same_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_same_numbers(v) for v in value]
+    return value
+
+
 def fingerprint(account: str | None, method: str, path: str, query: bytes, body: bytes) -> str:
+    """What makes two requests the same: account, method, path, query, and the body as JSON
+    compared by content (key order, spacing and the spelling of numbers aside). The standard
+    library reads it: it keeps integers beyond 64 bits exact, where orjson reads them as
+    floats, and two different such numbers would pass for one."""
     try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
-    except orjson.JSONDecodeError:
+        canonical = json.dumps(_same_numbers(json.loads(body)), sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False).encode("utf-8", "surrogatepass") if body else b""
+    except (ValueError, RecursionError):  # not JSON (or too deep to read): the bytes as they are
         canonical = body
     digest = hashlib.sha256()
     for part in ((account or "").encode(), method.encode(), path.encode(), query, canonical):
