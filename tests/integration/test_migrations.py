@@ -275,6 +275,54 @@ def test_processes_starting_together_on_a_new_database_all_come_up(fresh_url: st
     container.engine.dispose()
 
 
+def _migrate_together(url: str, cwd: Path, count: int) -> list[tuple[int, str]]:
+    """``count`` `lmsgate migrate` processes started at once on ``url``: exit code and output of each."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    env["LMSGATE_VAULT_KEY_FILE"] = str(shared_vault_key_file())
+    procs = [subprocess.Popen([sys.executable, "-m", "lmsgate.cli.main", "migrate", "--database-url", url],
+                              cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(count)]
+    return [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in procs]
+
+
+def test_processes_upgrading_an_older_schema_together_all_come_up(fresh_url: str, tmp_path: Path) -> None:
+    """A rolling restart after an upgrade: servers and workers start at once on a database a
+    few migrations behind. They ran the same DDL at once, and on PostgreSQL one exited with
+    "duplicate key value violates unique constraint" (3 tries in 4 from 0003)."""
+    from lmsgate.store.db import head_revision, is_current
+
+    _at_revision(fresh_url, "0003").dispose()
+    outputs = _migrate_together(fresh_url, tmp_path, 3)
+    assert all(code == 0 for code, _ in outputs), outputs
+    engine = create_db_engine(fresh_url)
+    assert is_current(engine)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == [head_revision()]
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+
+
+def test_a_schema_newer_than_this_lmsgate_is_one_line_not_a_stack_trace(fresh_url: str, tmp_path: Path) -> None:
+    """What an older lmsgate (a rollback) meets after a newer one migrated: Alembic's
+    "Can't locate revision" came out as 80 lines of traceback from migrate, serve and worker."""
+    engine = create_db_engine(fresh_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    [(code, output)] = _migrate_together(fresh_url, tmp_path, 1)
+    assert code == 1, output
+    assert "Traceback" not in output and "revision 9999" in output and "newer lmsgate" in output, output
+    engine = create_db_engine(fresh_url)
+    with engine.connect() as conn:  # left as it was
+        assert [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == ["9999"]
+    engine.dispose()
+
+
 def _all_at_once(calls: list[Callable[[], object]]) -> list[object]:
     """Run each call in a thread of its own, released together (as processes started by one
     deployment); what each returned, or the exception it raised, in order."""

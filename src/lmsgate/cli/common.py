@@ -244,6 +244,7 @@ def friendly(func: F) -> F:
 
         from lmsgate.client import LmsClientError, TransportError
         from lmsgate.errors import LmsGateError
+        from lmsgate.store.db import SchemaTooNew
 
         try:
             return func(*args, **kwargs)
@@ -265,6 +266,9 @@ def friendly(func: F) -> F:
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             console.print(f"[red]Error from the database:[/] {escape(reason)}")
+            raise typer.Exit(FAILED) from None
+        except SchemaTooNew as exc:
+            console.print(f"[red]Error:[/] {escape(str(exc))}")
             raise typer.Exit(FAILED) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""

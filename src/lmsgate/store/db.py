@@ -25,7 +25,7 @@ try:
 except ImportError:  # Windows: processes fall back on SQLite's own wait
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside", "normalise_url",
+__all__ = ["SchemaTooNew", "create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside", "normalise_url",
            "one_process_at_a_time", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -252,17 +252,35 @@ def create_db_engine(url: str) -> Engine:
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?([\w-]+|None)['\"]?", re.MULTILINE)
 
 
-def head_revision() -> str | None:
-    """The newest migration's revision, read from the files (importing Alembic costs a tenth
-    of a second at every start, for a schema that is almost always already current)."""
-    revisions, parents = set(), set()
+def _revisions() -> tuple[set[str], set[str | None]]:
+    """The revisions of the migration files, and those they follow (read from the files:
+    importing Alembic costs a tenth of a second at every start, for a schema that is almost
+    always already current)."""
+    revisions: set[str] = set()
+    parents: set[str | None] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
         found = dict(_REVISION.findall(path.read_text()))
         if "revision" in found:
             revisions.add(found["revision"])
             parents.add(found.get("down_revision"))
+    return revisions, parents
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision."""
+    revisions, parents = _revisions()
     heads = revisions - parents
     return heads.pop() if len(heads) == 1 else None
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer lmsgate than this one: its schema is at a revision
+    this code has no migration for, and may not match what this code reads and writes."""
+
+    def __init__(self, found: str, head: str | None) -> None:
+        super().__init__(
+            f"the database's schema is at revision {found}, which this lmsgate does not know "
+            f"(its newest is {head}): a newer lmsgate upgraded it. Run that version or a later one.")
 
 
 def is_current(engine: Engine) -> bool:
@@ -345,14 +363,30 @@ def _as_migrated(metadata: MetaData, dialect: str) -> MetaData:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+    """Bring the schema up to the newest Alembic revision.
+
+    Processes started together (a rolling restart after an upgrade) take turns: the first
+    migrates, the others then find the schema current. Run at once, two processes ran the
+    same DDL and one failed. A schema newer than this code raises :class:`SchemaTooNew`."""
     if is_current(engine) or _create_new(engine):
         return
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with one_process_at_a_time(engine, "setup"):
+        if is_current(engine):
+            return
+        known, _ = _revisions()
+        try:
+            with engine.connect() as conn:
+                found = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+        except DBAPIError:  # no alembic_version: tables of someone else's, migrated from the start
+            found = []
+        unknown = [v for v in found if v not in known]
+        if unknown:
+            raise SchemaTooNew(unknown[0], head_revision())
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
