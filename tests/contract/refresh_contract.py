@@ -27,10 +27,13 @@ def strip(node: Any, in_properties: bool = False) -> Any:
     return node
 
 
+def contract_of(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": spec["openapi"], "paths": strip(spec["paths"]),
+            "components": {"schemas": strip(spec["components"]["schemas"])}}
+
+
 def main(source: str) -> None:
-    spec = json.loads(Path(source).read_text())
-    contract = {"openapi": spec["openapi"], "paths": strip(spec["paths"]),
-                "components": {"schemas": strip(spec["components"]["schemas"])}}
+    contract = contract_of(json.loads(Path(source).read_text()))
     HERE.write_text(json.dumps(contract, indent=1, sort_keys=True) + "\n")
     print(f"wrote {HERE} ({len(contract['paths'])} paths)")
 
