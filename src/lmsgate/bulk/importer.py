@@ -161,6 +161,10 @@ class ImportJob:
         self.progress = progress
         self.build = sink.row_builder() if sink is not None and workers > 0 else None
         self.workers = workers if sink is None or self.build is not None else 0
+        self.stop = False
+        """Set (by a signal handler, say) to stop once the write under way is stored and its
+        position saved; :meth:`run` then raises ``KeyboardInterrupt``. Interrupted in the
+        middle of a write instead, the import lost the position of rows it had stored."""
 
     async def run(self, start: Position | None = None) -> Totals:
         """Import from ``start`` (a saved position) or from the top; returns the totals,
@@ -173,6 +177,8 @@ class ImportJob:
             self.report.flush()  # a file with no rows at all: an old report goes all the same
         finally:
             self.report.close()
+        if self.stop:
+            raise KeyboardInterrupt
         return totals
 
     async def _run(self, totals: Totals, offset: int, line: int) -> None:
@@ -180,6 +186,8 @@ class ImportJob:
             async with aclosing(self._read(offset, line)) as read:
                 async for batch in read:
                     self._account(batch, [], totals)
+                    if self.stop:
+                        break
             return
         send, receive = anyio.create_memory_object_stream[Batch](1)
         per_write = self.sink.rows_per_write if self.workers else 1
@@ -193,7 +201,9 @@ class ImportJob:
                         if sum(len(b.items) for b in group) >= per_write:
                             await self._write(group, totals)
                             group = []
-                    if group:
+                            if self.stop:
+                                break  # the reader finds the stream closed, and stops too
+                    if group and not self.stop:
                         await self._write(group, totals)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None

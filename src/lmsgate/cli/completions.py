@@ -37,7 +37,7 @@ from lmsgate.cli.common import (
 
 if TYPE_CHECKING:
     from lmsgate.bootstrap import Container
-    from lmsgate.bulk.importer import Totals
+    from lmsgate.bulk.importer import ImportJob, Totals
     from lmsgate.client import AsyncClient
 
 T = TypeVar("T")
@@ -180,17 +180,27 @@ def _mapping(columns: list[str]) -> dict[str, str]:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a service manager, a container stop) interrupts the import like Ctrl-C, so the
-    position is kept and the exit is clean."""
-    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+def _interruptible(job: ImportJob) -> Iterator[None]:
+    """Ctrl-C, or SIGTERM (a service manager, a container stop), stops the import once the
+    rows being written are stored and their position saved (``job.stop``); a second one
+    stops it at once. Stopped in the middle of a write, the import lost the position of the
+    rows that write stored, and a resumed run began a whole write earlier."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signals = [signal.SIGINT] + ([] if sys.platform == "win32" else [signal.SIGTERM])
+
+    def stop(signum: int, frame: Any) -> None:
+        if job.stop:
+            raise KeyboardInterrupt
+        job.stop = True
+
+    previous = {s: signal.signal(s, stop) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @app.command("import", help=paragraphs(_IMPORT_HELP))
@@ -307,7 +317,7 @@ def import_(
 
     began = time.monotonic()
     try:
-        with _sigterm_as_interrupt():
+        with _interruptible(job):
             totals = _run(client, lambda: job.run(start), container)
     except KeyboardInterrupt:
         feedback.stop()
