@@ -64,11 +64,11 @@ def test_link_without_prompts_takes_settings_or_says_what_is_missing(db: tuple[s
     assert missing.exit_code == 1
     assert "needs: activity_base_iri, actor_homepage, username, password" in missing.stderr
     unknown = _invoke(db, "accounts", "link", "xapi", "--no-input", "--set", "endpoit=https://x")
-    assert unknown.exit_code == 1 and "not a setting of the xapi connector" in unknown.stderr
+    assert unknown.exit_code == 2 and "not a setting of the xapi connector" in unknown.stderr  # the command line
     bad_form = _invoke(db, "accounts", "link", "xapi", "--set", "endpoint")
     assert bad_form.exit_code == 2 and "NAME=VALUE" in bad_form.stderr
     nobody = _invoke(db, "accounts", "link", "moodle-9000", "--no-input")
-    assert nobody.exit_code == 1 and "installed: local, xapi" in nobody.stderr
+    assert nobody.exit_code == 2 and "installed: local, xapi" in nobody.stderr
     bad_url = _invoke(db, "accounts", "link", "xapi", "--no-input", "--set", "endpoint=lrs.example.com",
                       "--set", "activity_base_iri=https://lms.example.com/a/", "--set", "actor_homepage=https://x.y",
                       "--set", "username=u", "--set", f"password={SECRET}")

@@ -91,7 +91,7 @@ def _answers(spec: ConnectorSpec, given: dict[str, str], interactive: bool) -> t
     unknown = sorted(set(given) - {f.name for f in spec.fields})
     if unknown:
         fail(f"--set {unknown[0]}=…: not a setting of the {spec.key} connector; its settings are "
-             f"{', '.join(f.name for f in spec.fields) or 'none'}")
+             f"{', '.join(f.name for f in spec.fields) or 'none'}", code=USAGE)
     missing = []
     for field in spec.fields:
         if field.name in others:
@@ -142,8 +142,8 @@ def link(
     container = open_store(database_url)
     try:
         spec = container.registry.spec(provider)
-    except LmsGateError as exc:
-        fail(exc.message)
+    except LmsGateError as exc:  # the PROVIDER argument names no connector
+        fail(exc.message, code=USAGE)
     interactive = not no_input
     if interactive:
         console.print(f"Linking an account of the {escape(spec.key)} connector ({escape(spec.name)}).")

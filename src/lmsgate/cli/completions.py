@@ -63,8 +63,9 @@ _IMPORT_HELP = f"""Import completions from a CSV or JSON Lines file.
 
 CSV needs a header row naming the fields: user_id and learning_object_external_reference
 (required), learning_object_id, completed_at, time_spent, result.value, result.source_value,
-score.percentage, score.raw_value, passthrough (a JSON object). Other names can be mapped
-with --column. JSON Lines holds one API body per line, plus "user_id".
+score.percentage, score.raw_value, passthrough (a JSON object, for connectors that send it on to
+their provider, such as xapi; lmsgate's own store keeps it but returns it in no read or export). Other names can
+be mapped with --column. JSON Lines holds one API body per line, plus "user_id".
 
 Every row is validated as the API validates it. Rows that fail are not written: they go to
 the report (FILE.rejected.csv: line, reason, record) and the others are imported. Use

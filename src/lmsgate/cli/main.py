@@ -13,8 +13,13 @@ from lmsgate.cli.common import USAGE, DbOption, console, fail, friendly, open_st
 from lmsgate.cli.common import settings_for as _settings
 from lmsgate.settings import Settings
 
-app = typer.Typer(help="lmsgate: a self-hosted unified LMS API.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="lmsgate: a self-hosted unified LMS API.\n\n"
+         "Exit codes of every command: 0 done; 1 the command could not do its work (a file, the "
+         "database, a server or a check failed: the message says which); 2 the command line is wrong "
+         "(an option, an argument, a setting); 3 completions import: done, but some rows were "
+         "rejected (see the report); 130 interrupted (Ctrl-C or SIGTERM).",
+    no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
