@@ -25,8 +25,8 @@ try:
 except ImportError:  # Windows: processes fall back on SQLite's own wait
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SchemaTooNew", "create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside", "normalise_url",
-           "one_process_at_a_time", "upgrade", "write_lock", "writing"]
+__all__ = ["SchemaTooNew", "create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside",
+           "normalise_url", "one_process_at_a_time", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
