@@ -55,8 +55,11 @@ MISTAKES = [
     (["serve"], {"LMSGATE_RATE_LIMIT_PER_MINUTE": "-1"}, "LMSGATE_RATE_LIMIT_PER_MINUTE: Input should be", 2),
     (["serve"], {"LMSGATE_ACCOUNT_ID": "a/b"}, "LMSGATE_ACCOUNT_ID: String should match pattern", 2),
     (["serve", "--database-url", "mysql://root:hunter2-secret@127.0.0.1:1/x"], {},
-     "--database-url mysql://root:***@127.0.0.1:1/x is not a database URL lmsgate can use: lmsgate runs on "
-     "SQLite or PostgreSQL", 2),
+     "--database-url (or LMSGATE_DATABASE_URL) mysql://root:***@127.0.0.1:1/x is not a database URL lmsgate "
+     "can use: lmsgate runs on SQLite or PostgreSQL", 2),
+    # the variable is named too when the URL came from it (it used to name only the option)
+    (["serve"], {"LMSGATE_DATABASE_URL": "mysql://root:hunter2-secret@127.0.0.1:1/x"},
+     "LMSGATE_DATABASE_URL) mysql://root:***@127.0.0.1:1/x is not a database URL", 2),
     (["serve", "--database-url", "postgresql://u:hunter2-secret@127.0.0.1:1/x"], {},
      "cannot open the database postgresql://u:***@127.0.0.1:1/x", 1),
     (["migrate", "--database-url", "postgresql//nothing"], {}, "is not a database URL lmsgate can use", 2),

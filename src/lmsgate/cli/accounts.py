@@ -107,7 +107,7 @@ def _answers(spec: ConnectorSpec, given: dict[str, str], interactive: bool) -> t
         (credentials if field.secret else setup)[field.name] = _value(field, text)
     if missing:
         fail(f"the {spec.key} connector needs: {', '.join(missing)}",
-             "Give them with --set NAME=VALUE, or run the command in a terminal to be asked.")
+             "Give them with --set NAME=VALUE, or run the command in a terminal to be asked.", code=USAGE)
     return setup, credentials
 
 

@@ -170,7 +170,7 @@ def open_store(database_url: str | None, settings: Settings | None = None, *, cr
         return bootstrap(settings)
     except (ArgumentError, NoSuchModuleError) as exc:
         shown = _safe_url(settings.database_url)  # a password never reaches the terminal
-        fail(f"--database-url {shown} is not a database URL lmsgate can use: "
+        fail(f"--database-url (or LMSGATE_DATABASE_URL) {shown} is not a database URL lmsgate can use: "
              f"{str(exc).replace(settings.database_url, shown)}",
              "Use sqlite:///path/to/file.db or postgresql://user:password@host:5432/name.", code=USAGE)
     except DBAPIError as exc:

@@ -18,6 +18,7 @@ measured better with one on both (see ``LocalConnector``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -45,7 +46,8 @@ class GroupCommitter(Generic[T, R]):
         self._pending.append((item, future))
         if self._flushing < self._max_in_flight:
             self._flushing += 1
-            loop.create_task(self._flush())
+            # in a context of its own: it writes for every request waiting, not the first one's
+            loop.create_task(self._flush(), context=contextvars.Context())
         return await future
 
     async def _flush(self) -> None:
