@@ -527,6 +527,22 @@ def _json_server(answer: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str,
         httpd.server_close()
 
 
+def _too_many() -> tuple[int, dict[str, str], Any]:
+    """A stand-in server's 429, asking for no wait."""
+    return 429, {"retry-after": "0"}, {"statusCode": 429, "message": "Too many requests",
+                                        "timestamp": "2024-01-01T00:00:00.000Z"}
+
+
+def _created(n: int) -> tuple[int, dict[str, str], Any]:
+    return 201, {}, {"statusCode": 201, "message": "Record created successfully.",
+                     "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{n}"}}
+
+
+def _remote_import(url: str, file: Path, store: Store, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return run(["completions", "import", str(file), "--server-url", url,
+                "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
+
+
 def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, tmp_path: Path) -> None:
     """The client waits out a 429 and tries again by itself; the import says that the server
     is limiting it (once), so a slow import has a visible reason and a remedy."""
@@ -538,16 +554,10 @@ def test_a_remote_import_says_when_the_server_limits_its_requests(store: Store, 
             limited = answered["429"] < 3
             answered["429" if limited else "201"] += 1
             n = answered["201"]
-        if limited:
-            return 429, {"retry-after": "0"}, {"statusCode": 429, "message": "Too many requests",
-                                                "timestamp": "2024-01-01T00:00:00.000Z"}
-        return 201, {}, {"statusCode": 201, "message": "Record created successfully.",
-                         "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{n}"}}
+        return _too_many() if limited else _created(n)
 
     with _json_server(limited_three_times) as url:
-        file = write_csv(tmp_path / "limited.csv", 20)
-        result = run(["completions", "import", str(file), "--server-url", url,
-                      "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
+        result = _remote_import(url, write_csv(tmp_path / "limited.csv", 20), store, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "20 rows, 20 sent" in result.stderr and answered == {"429": 3, "201": 20}
     assert result.stderr.count("limiting this API key's requests (429)") == 1
@@ -565,16 +575,10 @@ def test_a_remote_import_waits_out_a_long_rate_limit(store: Store, tmp_path: Pat
         with lock:
             tries[handler.path] = tries.get(handler.path, 0) + 1
             limited = tries[handler.path] <= 8
-        if limited:
-            return 429, {"retry-after": "0"}, {"statusCode": 429, "message": "Too many requests",
-                                                "timestamp": "2024-01-01T00:00:00.000Z"}
-        return 201, {}, {"statusCode": 201, "message": "Record created successfully.",
-                         "timestamp": "2024-01-01T00:00:00.000Z", "data": {"id": f"c-{len(tries)}"}}
+        return _too_many() if limited else _created(len(tries))
 
     with _json_server(limited_eight_times_each) as url:
-        file = write_csv(tmp_path / "slow.csv", 12)
-        result = run(["completions", "import", str(file), "--server-url", url,
-                      "--api-key", "k" * 20, "--account-id", "acct"], store, tmp_path)
+        result = _remote_import(url, write_csv(tmp_path / "slow.csv", 12), store, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "12 rows, 12 sent" in result.stderr and set(tries.values()) == {9}
 
