@@ -283,17 +283,19 @@ class SchemaTooNew(Exception):
             f"(its newest is {head}): a newer lmsgate upgraded it. Run that version or a later one.")
 
 
+def _stored_versions(engine: Engine) -> list[str]:
+    """The revisions in the database's ``alembic_version`` (none for a database without it)."""
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    except Exception:  # noqa: BLE001 - no such table yet: a new database, or someone else's tables
+        return []
+
+
 def is_current(engine: Engine) -> bool:
     """Whether the database is at the newest migration already."""
     head = head_revision()
-    if head is None:
-        return False
-    try:
-        with engine.connect() as conn:
-            versions = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
-    except Exception:  # no such table yet: a new database
-        return False
-    return versions == [head]
+    return head is not None and _stored_versions(engine) == [head]
 
 
 _ALEMBIC_VERSION = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -374,17 +376,14 @@ def upgrade(engine: Engine) -> None:
     from alembic.config import Config
 
     with one_process_at_a_time(engine, "setup"):
-        if is_current(engine):
+        found = _stored_versions(engine)  # as another process may have left it meanwhile
+        head = head_revision()
+        if head is not None and found == [head]:
             return
         known, _ = _revisions()
-        try:
-            with engine.connect() as conn:
-                found = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
-        except DBAPIError:  # no alembic_version: tables of someone else's, migrated from the start
-            found = []
         unknown = [v for v in found if v not in known]
         if unknown:
-            raise SchemaTooNew(unknown[0], head_revision())
+            raise SchemaTooNew(unknown[0], head)
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with engine.begin() as conn:
