@@ -302,7 +302,15 @@ def read(response: httpx.Response, call: Call[M]) -> M | Accepted | None:
         # Asked for, a 202 is Accepted when the server says it queued the write (a delivery or
         # a Location to follow) or when the body is not the call's usual answer; lmsgate's
         # batch upsert, say, answers its usual 202 even when asked, having done the work.
-        if delivery is not None or (call.accept_async and (location is not None or not _is_model(call, response))):
+        if delivery is None and location is None and call.accept_async and call.model is not None:
+            try:
+                result = call.model.model_validate_json(response.content)
+            except ValidationError:
+                pass  # not the usual answer: an Accepted, below
+            else:
+                _remember(result, response)
+                return result
+        if delivery is not None or call.accept_async:
             accepted = Accepted(status_code=status, location=location, body=data,
                                 delivery=delivery, replayed=replayed(response))
             _remember(accepted, response)
@@ -321,16 +329,6 @@ def read(response: httpx.Response, call: Call[M]) -> M | Accepted | None:
             f"{_describe(exc)}",
             status_code=status, body=response.text, errors=list(exc.errors()),
         ) from exc
-
-
-def _is_model(call: Call[Any], response: httpx.Response) -> bool:
-    if call.model is None:
-        return False
-    try:
-        call.model.model_validate_json(response.content)
-    except ValidationError:
-        return False
-    return True
 
 
 def _json_or_none(content: bytes) -> Any:
