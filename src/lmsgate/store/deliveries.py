@@ -8,7 +8,7 @@ per-account lock (or the embedded runner) guarantees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -280,15 +280,19 @@ class DeliveryStore:
         with writing(self.engine) as conn:
             rows = conn.execute(q).all()
             if rows:
-                seqs = [r.seq for r in rows]
-                for i in range(0, len(seqs), 1000):
+                for seqs in _chunks([r.seq for r in rows]):
                     conn.execute(update(t.deliveries)
-                                 .where(d.seq.in_(seqs[i:i + 1000]), d.status.in_((DEAD, PENDING)))
+                                 .where(d.seq.in_(seqs), d.status.in_((DEAD, PENDING)))
                                  .values(status=PENDING, next_attempt_at=now, round_attempts=0,
                                          round_started_at=now, updated_at=now))
-                accounts = sorted({r.account_id for r in rows})
-                for i in range(0, len(accounts), 1000):
+                for accounts in _chunks(sorted({r.account_id for r in rows})):
                     conn.execute(update(t.delivery_accounts)
-                                 .where(s.account_id.in_(accounts[i:i + 1000]), s.paused_until.is_not(None))
+                                 .where(s.account_id.in_(accounts), s.paused_until.is_not(None))
                                  .values(paused_until=None, failures=0, updated_at=now))
         return [(r.id, r.account_id) for r in rows]
+
+
+def _chunks(values: list[Any], size: int = 1000) -> Iterator[list[Any]]:
+    """``values`` in slices of ``size``: an ``IN`` list of at most that many."""
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
