@@ -224,6 +224,21 @@ def test_retry_policy_waits_as_told_and_gives_up() -> None:
     assert Retry.none().wait_after(_response(429, {}, {"Retry-After": "1"}), 0, 0.0) is None
 
 
+def test_a_policy_can_wait_out_rate_limits() -> None:
+    """For a backfill: a 429 is waited out however often it comes and however long it lasts;
+    everything else keeps the usual limits."""
+    patient = Retry(max_retries=2, max_elapsed=10, jitter=0, wait_out_rate_limits=True)
+    assert patient.wait_after(_response(429, {}, {"Retry-After": "30"}), 50, 500.0) == 30
+    assert patient.wait_after(_response(429, {}), 0, 0.0) == 0.5  # no Retry-After: backoff...
+    assert patient.wait_after(_response(429, {}), 50, 500.0) == 1.0  # ...which stops growing at the last retry's
+    assert patient.wait_after(_response(408, {}), 2, 0.0) is None  # other statuses: retries used up
+    assert patient.wait_after(_response(408, {}, {"Retry-After": "20"}), 0, 0.0) is None  # past max_elapsed
+    assert patient.wait_after(_response(500, {}), 0, 0.0) is None
+    assert Retry(max_retries=0, jitter=0, wait_out_rate_limits=True).wait_after(_response(429, {}), 3, 0.0) == 0.5
+    assert Retry(wait_out_rate_limits=True, statuses=frozenset({408})).wait_after(
+        _response(429, {}, {"Retry-After": "1"}), 0, 0.0) is None  # 429 not retried at all
+
+
 def test_a_bad_body_or_no_account_fails_before_anything_is_sent() -> None:
     # Port 9 (discard) is never listened on here: reaching the network would fail differently.
     with Client("key", server_url="http://127.0.0.1:9", retry=Retry.none()) as c:

@@ -132,40 +132,30 @@ def _remote_client(server_url: str, api_key: str | None, account_id: str | None)
     if not account_id:
         fail("--account-id is required with --server-url", "Name the linked account on that server.", code=USAGE)
 
-    class WaitOutRateLimits(Retry):
-        """The client's policy, except that a 429 is waited out for as long as the server asks:
-        an import is long, its requests share the key's limit, and each giving up after 5
-        tries stopped imports (65 of 120 rows) that a slow refill would have let through."""
+    class _ImportRetry(Retry):
+        """The client's retries for an import. An import is long and its requests share the key's
+        limit, so a 429 is waited out for as long as the server asks (``wait_out_rate_limits``;
+        giving up after 5 tries stopped imports, 65 of 120 rows, that a slow refill would have let
+        through). And it says so, at most once a minute: without a word, an import at a server's
+        default limit (1,000 requests a minute) just crawls."""
+
+        EVERY = 60.0
+        said = -EVERY
 
         def wait_after(self, response: Any, retries: int, elapsed: float) -> float | None:
-            if response.status_code == 429:
-                return super().wait_after(response, min(retries, self.max_retries - 1), 0.0)
-            return super().wait_after(response, retries, elapsed)
+            wait = super().wait_after(response, retries, elapsed)
+            now = time.monotonic()
+            if response.status_code == 429 and wait is not None and now - _ImportRetry.said >= self.EVERY:
+                _ImportRetry.said = now
+                asked = response.headers.get("retry-after")
+                console.print(f"[yellow]The server is limiting this API key's requests (429)[/]"
+                              f"{f'; waiting {escape(asked)} s before trying again' if asked else ''}. lmsgate's "
+                              "limit is LMSGATE_RATE_LIMIT_PER_MINUTE on the server (1,000 a minute by default): "
+                              "raise it for a big import, or import on the server's machine with --database-url.")
+            return wait
 
-    client = AsyncClient(api_key, server_url=server_url, account_id=account_id, retry=WaitOutRateLimits())
-    client._http.event_hooks["response"].append(_RateLimitNotice())
-    return client
-
-
-class _RateLimitNotice:
-    """Say so when the server answers 429: the client waits and tries again by itself, and
-    without a word an import at a server's default limit (1,000 requests a minute) just
-    crawls. Said once a minute at most."""
-
-    EVERY = 60.0
-
-    def __init__(self) -> None:
-        self._said = -self.EVERY
-
-    async def __call__(self, response: Any) -> None:
-        if response.status_code != 429 or time.monotonic() - self._said < self.EVERY:
-            return
-        self._said = time.monotonic()
-        wait = response.headers.get("retry-after")
-        console.print(f"[yellow]The server is limiting this API key's requests (429)[/]"
-                      f"{f'; waiting {escape(wait)} s before trying again' if wait else ''}. lmsgate's limit is "
-                      "LMSGATE_RATE_LIMIT_PER_MINUTE on the server (1,000 a minute by default): raise it for a "
-                      "big import, or import on the server's machine with --database-url.")
+    return AsyncClient(api_key, server_url=server_url, account_id=account_id,
+                       retry=_ImportRetry(wait_out_rate_limits=True))
 
 
 def _run(client: AsyncClient | None, work: Callable[[], Awaitable[T]], container: Container | None = None) -> T:

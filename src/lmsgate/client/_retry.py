@@ -36,6 +36,11 @@ class Retry:
     stored once; an upsert writes the same record). A write with ``Prefer: respond-async``
     (each one makes a delivery) or a delete (a repeat answers 404) is sent again only with an
     ``Idempotency-Key``. ``Retry.none()`` turns retrying off.
+
+    ``wait_out_rate_limits``: a 429 is waited out for as long as the server asks, however many
+    times it comes: it neither counts against ``max_retries`` nor ends at ``max_elapsed``.
+    For long jobs (a backfill) that share a key's rate limit with others, where giving up after
+    a few tries would stop work that a slow refill lets through.
     """
 
     max_retries: int = 5
@@ -46,6 +51,7 @@ class Retry:
     backoff_max: float = 60.0
     jitter: float = 0.5
     max_elapsed: float = 300.0
+    wait_out_rate_limits: bool = False
 
     @classmethod
     def none(cls) -> Retry:
@@ -59,7 +65,13 @@ class Retry:
 
     def wait_after(self, response: httpx.Response, retries: int, elapsed: float) -> float | None:
         """Seconds to wait before sending again after ``response``, or None to give up."""
-        if response.status_code not in self.statuses or retries >= self.max_retries:
+        if response.status_code not in self.statuses:
+            return None
+        if response.status_code == 429 and self.wait_out_rate_limits:
+            asked = parse_retry_after(response.headers.get("retry-after"))
+            # without a Retry-After, the backoff stops growing where the last retry's would be
+            return asked if asked is not None else self.backoff(min(retries, max(self.max_retries - 1, 0)))
+        if retries >= self.max_retries:
             return None
         asked = parse_retry_after(response.headers.get("retry-after"))
         wait = asked if asked is not None else self.backoff(retries)
