@@ -295,3 +295,39 @@ def test_each_item_of_a_bulk_write_gets_its_own_budget(linked: Linked, fault_con
     assert getattr(outcomes[0], "status", None) == 408
     assert [getattr(o, "id", None) is not None for o in outcomes[1:]] == [True, True]
     assert len(linked.sim.statements) == 2
+
+
+def test_a_2xx_that_is_no_xapi_answer_stored_nothing(linked: Linked) -> None:
+    """A 200 with an HTML page (a login proxy, a web UI at the endpoint) was taken for a stored
+    statement: 201 for the caller, nothing in the LRS."""
+    linked.sim.script(not_json(path="/statements"))
+    body = assert_stackone_error(linked.post_completion(), 502, "not an xAPI answer", "text/html")
+    assert body["provider_errors"][0]["status"] == 200
+    assert linked.sim.statements == {}
+    assert linked.post_completion().status_code == 201  # the LRS answering as xAPI says: stored
+    assert len(linked.sim.statements) == 1
+
+
+def test_later_pages_take_their_own_page_size(linked: Linked) -> None:
+    """The LRS's ``more`` link repeats the limit of the call that made it: a next page asked
+    for with another page_size got the first page's size (and a stream that began with one
+    slot left went on one statement per call)."""
+    for n in range(7):
+        assert linked.post_completion(ref=f"paged-{n}").status_code == 201
+    first = linked.call("GET", "/unified/lms/completions", params={"page_size": 2}).json()
+    assert len(first["data"]) == 2 and first["next"]
+    second = linked.call("GET", "/unified/lms/completions", params={"page_size": 5, "next": first["next"]}).json()
+    assert len(second["data"]) == 5
+    refs = [c["learning_object_external_reference"] for c in first["data"] + second["data"]]
+    assert sorted(refs) == [f"paged-{n}" for n in range(7)]
+
+
+@pytest.mark.parametrize("passthrough", [{"id": "x"}, {"verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"}}])
+def test_a_body_the_connector_refuses_is_refused_before_a_delivery_is_made(linked: Linked, passthrough: dict) -> None:
+    """With ``Prefer: respond-async`` it was accepted (202) and dead-lettered later."""
+    resp = linked.call("POST", "/unified/lms/users/learner-42/completions",
+                       json=completion(passthrough=passthrough), headers={"Prefer": "respond-async"})
+    assert_stackone_error(resp, 400, "body.passthrough.")
+    deliveries = linked.call("GET", "/deliveries", params={"account_id": linked.account_id}).json()
+    assert deliveries["data"] == []
+    assert linked.sim.requests_to("/statements", "PUT") == []

@@ -162,3 +162,71 @@ def test_statements_of_other_verbs_are_not_completions() -> None:
 def test_passthrough_may_not_break_the_statement(passthrough: dict, mention: str) -> None:
     with pytest.raises(BadRequest, match=mention.replace(".", r"\.")):
         m.completion_to_statement("acct", "u1", dto(passthrough=passthrough), M)
+
+
+@pytest.mark.parametrize(("passthrough", "mention"), [
+    ({"actor": {"mbox": "mailto:someone@else.test"}}, "body.passthrough.actor.mbox"),
+    ({"actor": {"account": {"name": "someone-else"}}}, "body.passthrough.actor.account"),
+    ({"verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"}}, "body.passthrough.verb.id"),
+    ({"object": {"id": "https://elsewhere.test/x"}}, "body.passthrough.object.id"),
+    ({"timestamp": "2020-01-01T00:00:00Z"}, "body.passthrough.timestamp"),
+    ({"result": {"success": False}}, "body.passthrough.result.success"),
+    ({"result": {"score": {"scaled": 2}}}, "body.passthrough.result.score"),
+    ({"result": {"duration": "PT1H"}}, "body.passthrough.result.duration"),
+    ({"context": {"extensions": {m.EXTENSION: {"learning_object_id": "x"}}}},
+     f"body.passthrough.context.extensions.{m.EXTENSION}"),
+    ({"actor": "someone"}, "body.passthrough.actor: must be an object"),
+])
+def test_passthrough_may_add_to_the_statement_but_not_change_it(passthrough: dict, mention: str) -> None:
+    """Each of these was stored: a statement the id, the lists and the reads no longer found
+    (another verb or actor), a completion recorded for someone else, a ``passed`` statement
+    with ``success: false``, a score of 200 %."""
+    with pytest.raises(BadRequest, match=mention.replace(".", r"\.")):
+        m.completion_to_statement("acct", "u1", dto(passthrough=passthrough), M)
+
+
+def test_what_passthrough_may_add() -> None:
+    extra = {"actor": {"name": "Ada Lovelace"}, "verb": {"display": {"fr-FR": "terminé"}},
+             "object": {"definition": {"name": {"en-US": "Fire safety"}}},
+             "result": {"response": "B", "extensions": {"https://acme.test/r": 1}},
+             "context": {"registration": "9a2f4d3e-1c5b-4a8e-9f00-1234567890ab"}, "attachments": []}
+    sid, statement = m.completion_to_statement("acct", "u1", dto(passthrough=extra), M)
+    assert statement["actor"] == {"objectType": "Agent", "name": "Ada Lovelace",
+                                  "account": {"homePage": "https://lms.example.com", "name": "u1"}}
+    assert statement["verb"]["id"] == m.VERB_COMPLETED and statement["verb"]["display"]["fr-FR"] == "terminé"
+    assert statement["object"]["definition"]["name"] == {"en-US": "Fire safety"}
+    assert statement["result"]["completion"] is True and statement["result"]["response"] == "B"
+    assert statement["context"]["registration"].startswith("9a2f") and statement["id"] == sid
+
+
+def test_an_email_domain_is_one_learner_whatever_its_case() -> None:
+    """An LRS keeps an mbox's domain in lower case: bob@Example.com and bob@example.com were two
+    statements for one learner there, and a read by the id as posted found nothing."""
+    when = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+    upper, lower = (m.completion_to_statement("acct", user, dto(completed_at=when), M)
+                    for user in ("Bob.Smith@Example.COM", "Bob.Smith@example.com"))
+    assert upper[0] == lower[0]
+    assert upper[1]["actor"] == {"objectType": "Agent", "mbox": "mailto:Bob.Smith@example.com"}
+    assert m.learner("Bob.Smith@Example.COM") == "Bob.Smith@example.com"  # the local part keeps its case
+    assert m.learner("Learner-7") == "Learner-7"
+
+
+@pytest.mark.parametrize("user", ["a..b@example.com", ".a@example.com", "a.@example.com"])
+def test_an_address_an_lrs_refuses_as_an_mbox_is_sent_as_an_account(user: str) -> None:
+    assert m.actor_for(user, M) == {"objectType": "Agent", "account": {"homePage": "https://lms.example.com",
+                                                                       "name": user}}
+
+
+def test_a_raw_value_reads_ascii_digits_only() -> None:
+    assert m.parse_raw_value("８７/100") is None
+    assert m.parse_raw_value("87/100") == (87, 0, 100)
+
+
+@given(st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_any_percentage_reads_back_exactly(percentage: float) -> None:
+    """scaled × 100 alone gave 30.33685109329176 for 30.336851093291763: the percentage sent
+    is kept beside it and read back when the two agree."""
+    _, statement = m.completion_to_statement("acct", "u1", dto(score={"percentage": percentage}), M)
+    assert m.statement_to_completion(statement, M)["score"]["percentage"] == percentage
+    statement["result"]["score"]["scaled"] = 0.5  # changed by another system: scaled wins
+    assert m.statement_to_completion(statement, M)["score"]["percentage"] == 50

@@ -108,6 +108,11 @@ class Connector:
     def _unsupported(self, operation: str) -> NotImplementedByProvider:
         return NotImplementedByProvider(operation, self.provider)
 
+    def check_write(self, operation: str, args: tuple[str, ...], body: Any) -> None:
+        """Raise what this connector would refuse in ``body`` before any call to the provider
+        (a :class:`~lmsgate.errors.BadRequest` naming the field). Run when a write is accepted
+        for background delivery, so that such a write is refused at once, not dead-lettered."""
+
     async def verify(self, ctx: CallContext) -> str:
         """Make one cheap, real call with the account's credentials (``POST /accounts/{id}/test``).
 

@@ -46,7 +46,8 @@ class LmsService:
 
         * ``ctx.respond_async`` (``Prefer: respond-async``): the write is stored as a delivery
           and a :class:`~lmsgate.service.deliveries.Deferred` returned; nothing is sent now. An
-          operation the connector cannot do is refused at once (501), not dead-lettered later.
+          operation the connector cannot do is refused at once (501), and a body it would refuse
+          (:meth:`~lmsgate.connectors.base.Connector.check_write`, 400), not dead-lettered later.
         * Otherwise it runs now and returns the connector's result, as StackOne does. When the
           provider is down past the request lifetime (408) or answered uselessly (502) and the
           account has ``fallback_to_async``, the write is kept as a delivery (that failed attempt
@@ -56,6 +57,7 @@ class LmsService:
         if ctx.respond_async and self.deliveries is not None:
             if operation not in connector.capabilities():
                 raise NotImplementedByProvider(operation, connector.provider)
+            connector.check_write(operation, args, body)
             return await self.deliveries.enqueue(ctx, operation, args, body, path=path)
         started = datetime.now(timezone.utc)
         call = getattr(connector, operation)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -74,8 +75,8 @@ XAPI_SPEC = ConnectorSpec(
     check="GET {endpoint}/statements?limit=1 (needs read access)",
     mappings=(
         FieldMapping("result.value", "verb.id", "Pass → passed, Fail → failed, anything else → completed"),
-        FieldMapping("(user id)", "actor", "mbox mailto:{id} for an email address, else "
-                     "account {homePage: actor_homepage, name: id}"),
+        FieldMapping("(user id)", "actor", "mbox mailto:{id} for an email address (its domain in lower "
+                     "case), else account {homePage: actor_homepage, name: id}"),
         FieldMapping("learning_object_external_reference", "object.id",
                      "activity_base_iri + the reference, percent-encoded"),
         FieldMapping("completed_at", "timestamp", "RFC 3339, UTC"),
@@ -86,9 +87,12 @@ XAPI_SPEC = ConnectorSpec(
                      "(when 0 ≤ a ≤ b); the text itself is kept in a context extension"),
         FieldMapping("(account, user, learning object, completed_at)", "id",
                      "UUID v5: retries store nothing new"),
-        FieldMapping("learning_object_id, result", "context.extensions[urn:lmsgate:completion]",
+        FieldMapping("learning_object_id, result, score", "context.extensions[urn:lmsgate:completion]",
                      "kept so they read back unchanged"),
-        FieldMapping("passthrough", "(the statement)", "merged deeply over the statement; may not set id"),
+        FieldMapping("passthrough", "(the statement)", "merged deeply into the statement; it may add "
+                     "(actor.name, object.definition, context, result.extensions, attachments) but not "
+                     "change what lmsgate derives (id, actor's identity, verb.id, object.id, timestamp, "
+                     "result success, completion, duration and score)"),
         FieldMapping("filter[updated_after]", "since", "as is"),
     ),
     notes=(
@@ -138,11 +142,30 @@ class XapiConnector(Connector):
         sid, statement = m.completion_to_statement(self.account.id, user_id, body, self.mapping)
         self.http.begin()
         try:
-            await self.http.request(ctx, "PUT", "statements", params={"statementId": sid}, json=statement)
+            resp = await self.http.request(ctx, "PUT", "statements", params={"statementId": sid}, json=statement)
+            self._stored(resp, "PUT")
             created = True
         except Conflict:
             created = False  # a different statement already holds this id: first write wins
         return WriteResult(id=sid, remote_id=sid, created=created)
+
+    def _stored(self, resp: Any, method: str) -> None:
+        """502 unless ``resp`` is an LRS's answer to a statement write: ``PUT`` answers 204 and
+        ``POST`` a JSON array of ids (xAPI 1.0.3, Communication 2.1). A 2xx with another body,
+        such as the HTML page of a login proxy or a web UI at the endpoint, stored nothing."""
+        if resp.status == 204 or not resp.content.strip():
+            return
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if method == "PUT" and body is not None or isinstance(body, list):
+            return
+        kind = resp.headers.get("content-type", "no content type")
+        raise ProviderFailure(
+            f"The LRS answered {method} statements with {resp.status} and a body that is not an xAPI "
+            f"answer ({kind}); the statement may not be stored. Is the endpoint the LRS's xAPI base URL?",
+            status=502, provider_errors=[self.http.error_entry(resp)])
 
     async def create_user_completion_batch(
             self, ctx: CallContext, items: Sequence[tuple[str, LmsCreateCompletionRequestDto]]) -> list[WriteResult]:
@@ -160,8 +183,15 @@ class XapiConnector(Connector):
         statements = [m.completion_to_statement(self.account.id, user_id, body, self.mapping)
                       for user_id, body in items]
         self.http.begin()
-        await self.http.request(ctx, "POST", "statements", json=[statement for _, statement in statements])
+        resp = await self.http.request(ctx, "POST", "statements", json=[statement for _, statement in statements])
+        self._stored(resp, "POST")
         return [WriteResult(id=sid, remote_id=sid, created=True) for sid, _ in statements]
+
+    def check_write(self, operation: str, args: tuple[str, ...], body: Any) -> None:
+        """What :meth:`create_user_completion` would refuse before calling the LRS, refused
+        when a write is only accepted for later (``Prefer: respond-async``), not dead-lettered."""
+        if operation == "create_user_completion" and isinstance(body, LmsCreateCompletionRequestDto):
+            m.check_passthrough(body.passthrough)
 
     # ------------------------------------------------------------ reads
 
@@ -187,7 +217,7 @@ class XapiConnector(Connector):
 
     async def get_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> Wire:
         item = m.statement_to_completion(await self._statement(ctx, completion_id), self.mapping)
-        if item is None or item["user_id"] != user_id:
+        if item is None or item["user_id"] != m.learner(user_id):
             raise NotFound(
                 f"completion {completion_id} of user {user_id} not found on account {ctx.account.id}")
         return item
@@ -234,8 +264,8 @@ class XapiConnector(Connector):
 
         items: list[Wire] = []
         while stream < len(verbs):
-            if more:
-                resp = await self.http.request(ctx, "GET", more)
+            if more:  # with this page's size: the link repeats the limit of the call that made it
+                resp = await self.http.request(ctx, "GET", _with_limit(more, page.page_size - len(items)))
             else:
                 params = {**base, "limit": str(page.page_size - len(items))}
                 if verbs[stream]:
@@ -260,3 +290,12 @@ class XapiConnector(Connector):
                 break
         next_state = None if stream >= len(verbs) else orjson.dumps({"s": stream, "m": more}).decode()
         return ListResult(items=items, next_last_id=next_state)
+
+
+def _with_limit(link: str, limit: int) -> str:
+    """An LRS's ``more`` link, asking for ``limit`` statements when it names a limit itself."""
+    parts = urlsplit(link)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(key == "limit" for key, _ in query):
+        return link  # an opaque link: followed as given
+    return urlunsplit(parts._replace(query=urlencode([(k, str(limit) if k == "limit" else v) for k, v in query])))

@@ -6,7 +6,8 @@ completion → statement
     id           UUID v5 of (account, user, learning object, completed_at) under
                  :data:`NAMESPACE`: the same completion always gets the same id, so a retry is
                  an identical statement and the LRS stores it once
-    actor        ``mbox: mailto:<user>`` when the user id is an email address, otherwise
+    actor        ``mbox: mailto:<user>`` when the user id is an email address (its domain in
+                 lower case, as LRSs keep it), otherwise
                  ``account: {homePage: <actor_homepage>, name: <user id>}``
     object.id    ``<activity_base_iri><external reference>``, the reference percent-encoded
     timestamp    ``completed_at`` (omitted when absent; the LRS then uses its stored time)
@@ -15,8 +16,10 @@ completion → statement
                  ``score.scaled`` = percentage / 100; ``score.raw/min/max`` = a, 0, b when
                  ``raw_value`` reads "a / b" with 0 ≤ a ≤ b and b > 0
     context      ``extensions[urn:lmsgate:completion]`` keeps what xAPI has no place for:
-                 learning_object_id, the original result and raw_value
-    passthrough  merged last, deeply, over the statement (it may not set ``id``)
+                 learning_object_id, the original result, raw_value and the exact percentage
+    passthrough  merged last, deeply, over the statement: it may add to it (``actor.name``,
+                 ``object.definition``, ``context``, ``result.extensions`` …) but not change
+                 what lmsgate derives from the completion (:data:`DERIVED`)
 
 statement → completion: the same rules backwards; statements written by other systems read
 as well as lmsgate's own, minus what only the extension carries.
@@ -54,10 +57,29 @@ EXTENSION = "urn:lmsgate:completion"
 """Context extension holding the unified fields xAPI has no property for."""
 
 PASSTHROUGH_KEYS = ("actor", "verb", "object", "result", "context", "timestamp", "attachments")
-"""Top-level statement properties ``passthrough`` may add to or override."""
+"""Top-level statement properties ``passthrough`` may add to."""
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_RAW_VALUE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+DERIVED: dict[tuple[str, ...], str] = {
+    **{("actor", key): "the user id" for key in ("objectType", "mbox", "mbox_sha1sum", "openid", "account", "member")},
+    ("verb", "id"): "result.value",
+    ("object", "id"): "learning_object_external_reference",
+    ("object", "objectType"): "learning_object_external_reference",
+    ("timestamp",): "completed_at",
+    ("result", "success"): "result.value",
+    ("result", "completion"): "the completion",
+    ("result", "duration"): "time_spent",
+    ("result", "score"): "score",
+    ("context", "extensions", EXTENSION): "the completion",
+}
+"""What lmsgate derives from the completion, by path, and from what. ``passthrough`` may not
+set these: the statement id is derived from the same fields (an override would store a
+statement that the id, lists and reads no longer find), and the result would contradict the
+completion's own fields."""
+
+_EMAIL = re.compile(r"^(?!\.)(?!.*\.\.)[^@\s]+(?<!\.)@[^@\s]+\.[^@\s]+$")
+"""An address an LRS takes as an mbox: no dot at either end of the local part, none doubled
+(an LRS refuses ``a..b@example.com``; such an id is sent as an account instead)."""
+_RAW_VALUE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$", re.ASCII)
 _CENTI = Decimal("0.01")
 
 
@@ -77,16 +99,26 @@ class XapiMapping:
 # ---------------------------------------------------------------- ids, actors, activities
 
 
+def learner(user_id: str) -> str:
+    """The user id as the LRS identifies the learner: an email address with its domain in
+    lower case (domains are case-insensitive, and LRSs store them so: ``bob@Example.com`` and
+    ``bob@example.com`` are one learner there, and so one here), any other id as it is."""
+    if _EMAIL.match(user_id):
+        local, _, domain = user_id.rpartition("@")
+        return f"{local}@{domain.lower()}"
+    return user_id
+
+
 def statement_id(account_id: str, user_id: str, learning_object_ref: str,
                  completed_at: datetime | None) -> str:
-    name = "\x00".join([account_id, user_id, learning_object_ref,
+    name = "\x00".join([account_id, learner(user_id), learning_object_ref,
                         format_datetime(completed_at) if completed_at else ""])
     return str(uuid.uuid5(NAMESPACE, name))
 
 
 def actor_for(user_id: str, m: XapiMapping) -> dict[str, Any]:
     if _EMAIL.match(user_id):
-        return {"objectType": "Agent", "mbox": f"mailto:{user_id}"}
+        return {"objectType": "Agent", "mbox": f"mailto:{learner(user_id)}"}
     return {"objectType": "Agent", "account": {"homePage": m.actor_homepage, "name": user_id}}
 
 
@@ -179,13 +211,20 @@ def score_to_xapi(percentage: float | None, raw_value: str | None) -> dict[str, 
     return score or None
 
 
-def score_from_xapi(score: Any, raw_value: str | None) -> dict[str, Any] | None:
+def score_from_xapi(score: Any, raw_value: str | None, percentage_sent: Any = None) -> dict[str, Any] | None:
+    """The unified score. ``percentage_sent`` is the percentage lmsgate kept in its extension:
+    read back instead of ``scaled`` × 100 when the two agree, because a percentage with 17
+    significant digits does not always survive the division and the JSON number in between
+    (30.336851093291763 came back as 30.33685109329176)."""
     if not isinstance(score, dict):
         return {"percentage": None, "raw_value": raw_value} if raw_value else None
     percentage = None
     scaled = score.get("scaled")
     if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
         percentage = float(Decimal(str(scaled)) * 100)
+        if (type(percentage_sent) in (int, float) and not isinstance(percentage_sent, bool)
+                and abs(percentage_sent - percentage) <= 1e-9 * max(1.0, abs(percentage))):
+            percentage = float(percentage_sent)
     numbers = (int, float)
     if raw_value is None and isinstance(score.get("raw"), numbers) and isinstance(score.get("max"), numbers):
         raw_value = f"{_format(score['raw'])} / {_format(score['max'])}"
@@ -208,14 +247,26 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_passthrough(passthrough: dict[str, Any] | None) -> None:
-    """400 naming the key when ``passthrough`` would break the statement."""
-    for key in passthrough or {}:
+    """400 naming the key when ``passthrough`` would break the statement or contradict it."""
+    for key, value in (passthrough or {}).items():
         if key == "id":
             raise BadRequest("body.passthrough.id: the statement id is derived from the completion "
                              "(that is what makes retries safe); it cannot be overridden")
         if key not in PASSTHROUGH_KEYS:
             raise BadRequest(f"body.passthrough.{key}: not an xAPI statement property lmsgate can merge; "
                              f"one of: {', '.join(PASSTHROUGH_KEYS)}")
+        if key not in ("attachments", "timestamp") and not isinstance(value, dict):
+            raise BadRequest(f"body.passthrough.{key}: must be an object, merged into the statement's {key}")
+    for path, source in DERIVED.items():
+        node: Any = passthrough or {}
+        for part in path:
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            raise BadRequest(f"body.passthrough.{'.'.join(path)}: lmsgate sets it from {source}; "
+                             "passthrough may add to the statement, not change it")
+
+
+_ABSENT = object()
 
 
 def completion_to_statement(account_id: str, user_id: str, body: LmsCreateCompletionRequestDto,
@@ -241,6 +292,8 @@ def completion_to_statement(account_id: str, user_id: str, body: LmsCreateComple
         extension["result"] = {"value": body.result.value, "source_value": body.result.source_value}
     if body.score is not None and body.score.raw_value is not None:
         extension["score_raw_value"] = body.score.raw_value
+    if body.score is not None and body.score.percentage is not None:
+        extension["score_percentage"] = body.score.percentage
     statement: Statement = {
         "id": sid,
         "actor": actor_for(user_id, m),
@@ -304,7 +357,7 @@ def statement_to_completion(statement: Any, m: XapiMapping) -> Wire | None:
         "learning_object_external_reference": ref,
         "learning_object_type": None,
         "result": unified_result,
-        "score": score_from_xapi(result.get("score"), raw_value),
+        "score": score_from_xapi(result.get("score"), raw_value, ext.get("score_percentage")),
         "completed_at": _dt(statement.get("timestamp")),
         "created_at": _dt(statement.get("stored")),
         "updated_at": _dt(statement.get("stored")),
