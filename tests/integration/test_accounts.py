@@ -150,8 +150,11 @@ def test_patch_changes_only_what_is_sent(tenant: Tenant) -> None:
 
     new_password = new_secret("pw2")
     resp = tenant.patch(f"/accounts/{account['id']}",
-                        json={"credentials": {"password": new_password},
-                              "setup_information": {"endpoint": "http://127.0.0.1:10/xapi/", "xapi_version": None}})
+                        json={"credentials": {"password": new_password}, "setup_information": {"xapi_version": None}})
+    assert resp.status_code == 200, resp.text
+    resp = tenant.patch(f"/accounts/{account['id']}",
+                        json={"credentials": {"username": "lrs-key", "password": new_password},
+                              "setup_information": {"endpoint": "http://127.0.0.1:10/xapi/"}})
     assert resp.status_code == 200, resp.text
     assert resp.json()["setup_information"]["endpoint"] == "http://127.0.0.1:10/xapi/"
     assert resp.json()["setup_information"]["xapi_version"] == "1.0.3"  # removed → back to the default
@@ -166,6 +169,45 @@ def test_patch_changes_only_what_is_sent(tenant: Tenant) -> None:
     assert_stackone_error(tenant.patch(f"/accounts/{account['id']}", json={"status": "paused"}), 400, "status")
     assert_stackone_error(tenant.patch(f"/accounts/{account['id']}", json={"origin_owner_id": None}), 400,
                           "origin_owner_id")
+
+
+def test_stored_credentials_are_not_sent_to_a_new_address(tenant: Tenant) -> None:
+    """Any key of the project could PATCH the endpoint (or token_url) to a server of its own and
+    receive the customer's LRS password with the next call: a new address needs the
+    credentials sent again, all of them."""
+    account, password = _xapi(tenant)
+    before = tenant.container.tenancy.get_account(account["id"])
+    for patch in ({"setup_information": {"endpoint": "http://127.0.0.1:18901/attacker/"}},
+                  {"setup_information": {"endpoint": "http://127.0.0.1:18901/attacker/"},
+                   "credentials": {"username": "attacker"}}):  # the stored password would still go
+        resp = tenant.patch(f"/accounts/{account['id']}", json=patch)
+        assert_stackone_error(resp, 400, "credentials.", "setup_information.endpoint", "send them again")
+        assert password not in resp.text
+    after = tenant.container.tenancy.get_account(account["id"])
+    assert (after.config, after.credentials) == (before.config, before.credentials)
+    oauth = {**xapi_setup("http://127.0.0.1:9/xapi/"), "auth_type": "oauth2_client_credentials",
+             "token_url": "http://127.0.0.1:9/oauth/token", "client_id": "cid"}
+    linked = link(tenant, "xapi", oauth, {"client_secret": new_secret("cs")})
+    assert_stackone_error(tenant.patch(f"/accounts/{linked['id']}",
+                                       json={"setup_information": {"token_url": "http://127.0.0.1:9/steal"}}),
+                          400, "credentials.client_secret", "token_url")
+    assert tenant.patch(f"/accounts/{linked['id']}", json={"setup_information": {"token_url": "http://127.0.0.1:9/t2"},
+                        "credentials": {"client_secret": new_secret("cs2")}}).status_code == 200
+
+
+@pytest.mark.parametrize(("endpoint", "mention"), [
+    ("http://[::1", "not a valid URL"), ("http://127.0.0.1:99999/xapi/", "not a valid URL"),
+    ("http://127.0.0.1:9/xapi/?api_key=abc", "secret in its query string"),
+])
+def test_unusable_endpoints_are_400(tenant: Tenant, endpoint: str, mention: str) -> None:
+    body = {"provider": "xapi", "origin_owner_id": "c", "origin_owner_name": "C",
+            "setup_information": xapi_setup(endpoint), "credentials": {"username": "u", "password": "p" * 8}}
+    assert_stackone_error(tenant.post("/accounts", json=body), 400, "setup_information.endpoint", mention)
+
+
+def test_a_page_past_any_account_is_400(tenant: Tenant) -> None:
+    for page in ("99999999999999999999999", "9" * 5000):
+        assert_stackone_error(tenant.get("/accounts", params={"page": page}), 400, "page")
 
 
 def test_switching_auth_variant_drops_the_old_credentials(tenant: Tenant) -> None:

@@ -38,6 +38,14 @@ def test_bad_key_is_401(tenant: Tenant, authorization: str) -> None:
     assert_stackone_error(resp, 401)
 
 
+@pytest.mark.parametrize("path", ["/unified/lms/completions", "/accounts", "/unified/lms/content"])
+def test_a_key_that_is_not_ascii_is_401(tenant: Tenant, path: str) -> None:
+    """Bytes outside ASCII in the header were a 500: in plain text on the completion lane."""
+    resp = tenant.client.get(path, headers={"Authorization": "Basic \u00fc".encode("latin-1"),
+                                            "x-account-id": tenant.account_id})
+    assert_stackone_error(resp, 401)
+
+
 def test_password_is_ignored(tenant: Tenant) -> None:
     auth = "Basic " + base64.b64encode(f"{tenant.api_key}:anything".encode()).decode()
     resp = tenant.client.get("/unified/lms/completions",

@@ -52,7 +52,7 @@ def basic_username(header: str | None) -> str | None:
         raise Unauthorized("Unauthorized: use HTTP Basic auth with the API key as the username")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: a value with non-ASCII characters; UnicodeDecodeError is one
         raise Unauthorized("Unauthorized: the Basic credentials are not valid base64") from None
     return decoded.partition(":")[0]
 

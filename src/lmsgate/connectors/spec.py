@@ -19,9 +19,10 @@ import re
 import string
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from lmsgate.errors import BadRequest
+from lmsgate.http._redact import is_sensitive_name
 
 __all__ = [
     "ApiKeyAuth",
@@ -368,10 +369,17 @@ def _coerce(f: ConfigField, raw: Any, where: str) -> Any:
     if f.kind == "choice" and raw not in f.choices:
         raise BadRequest(f"{label}: must be one of {', '.join(f.choices)}")
     if f.kind == "url":
-        parts = urlsplit(raw)
+        shown = "the given value" if f.secret else repr(raw)
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+        except ValueError as exc:  # "http://[::1" (an unclosed IPv6 bracket), "http://h:99999/"
+            raise BadRequest(f"{label}: {shown} is not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = "the given value" if f.secret else repr(raw)
             raise BadRequest(f"{label}: {shown} is not an absolute http(s) URL")
         if parts.username or parts.password:
             raise BadRequest(f"{label}: must not carry credentials; send them under credentials")
+        if any(is_sensitive_name(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            raise BadRequest(f"{label}: must not carry a secret in its query string (it would be shown with "
+                             "the account's settings); send it under credentials")
     return raw

@@ -160,6 +160,14 @@ class LinkedAccounts:
                         secrets.pop(name, None)
             setup = {k: v for k, v in setup.items() if v is not None}
             secrets = {k: v for k, v in secrets.items() if v is not None}
+            moved = next((name for name in spec.outbound_fields() if setup.get(name) != account.config.get(name)), None)
+            carried = sorted(k for k in secrets if k not in (patch.credentials or {}))
+            if moved and carried:
+                # Else any key of the project could point the account at its own server, and
+                # receive the customer's provider secrets with the next call.
+                raise BadRequest(f"credentials.{carried[0]}: a new setup_information.{moved} changes where this "
+                                 "account's credentials are sent; send them again with it (lmsgate does not send "
+                                 "stored secrets to a new address)")
             linked = spec.link(setup, secrets)
             await self._check_outbound(spec, linked)
             values["config"] = linked.config

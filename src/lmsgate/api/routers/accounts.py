@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from lmsgate.api import responses
 from lmsgate.api.deps import container, project_id
-from lmsgate.api.params import common_params
+from lmsgate.api.params import MAX_OFFSET, common_params
 from lmsgate.api.routing import ERROR_RESPONSES
 from lmsgate.bootstrap import Container
 from lmsgate.errors import BadRequest
@@ -64,7 +64,7 @@ def _positive(request: Request, name: str, default: int, maximum: int | None = N
     text = request.query_params.get(name)
     if text in (None, ""):
         return default
-    value = int(text) if text.isascii() and text.isdigit() else 0
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else 0
     if value < 1 or (maximum is not None and value > maximum):
         limit = f" to {maximum}" if maximum else ""
         raise BadRequest(f"{name}: must be a whole number from 1{limit}, got {text!r}")
@@ -86,7 +86,7 @@ async def list_accounts(request: Request, project: str = Depends(project_id)) ->
         raise BadRequest(f"status: must be one of {', '.join(STATUSES)}, got {bad[0]!r}")
     accounts = c.accounts.list(
         project,
-        page=_positive(request, "page", 1),
+        page=_positive(request, "page", 1, MAX_OFFSET // MAX_PAGE_SIZE),
         page_size=_positive(request, "page_size", 25, MAX_PAGE_SIZE),
         providers=_many(request, "provider", "providers"),
         origin_owner_ids=_many(request, "origin_owner_id", "origin_owner_ids"),
