@@ -161,3 +161,23 @@ def test_a_duration_too_long_to_store_is_refused_by_name(tenant: Tenant, spent: 
     answer = tenant.post("/unified/lms/users/u/completions",
                          json={"learning_object_external_reference": "c", "time_spent": spent})
     assert answer.status_code == 400 and "time_spent" in answer.json()["message"], answer.text
+
+
+def test_rows_are_stamped_when_stored_not_when_built(tenant: Tenant) -> None:
+    """An import builds rows in worker processes, whole batches ahead of their write: stamped
+    then, rows were committed seconds after their updated_at, behind rows already visible, and
+    an export of what changed after the newest updated_at seen never got them."""
+    import time
+    from datetime import datetime, timezone
+
+    ctx = CallContext(account=tenant.container.tenancy.get_account(tenant.account_id))
+    connector = tenant.container.service.connector(ctx)
+    rows = connector.completion_row_builder(ctx)(_bodies(5))  # built now...
+    time.sleep(0.05)
+    before_write = datetime.now(timezone.utc)
+    results = anyio.run(connector.create_bound_completions, ctx, rows)  # ...stored later
+    for result in results:
+        got = tenant.get(f"/unified/lms/completions/{result.id}").json()["data"]
+        stored = datetime.fromisoformat(got["updated_at"].replace("Z", "+00:00"))
+        assert stored >= before_write.replace(microsecond=before_write.microsecond // 1000 * 1000)
+        assert got["created_at"] == got["updated_at"]

@@ -14,7 +14,8 @@ CSV column                             meaning
 ``completed_at``                       RFC 3339 date-time; without an offset it is UTC
 ``time_spent``                         ISO 8601 duration, e.g. ``PT1H30M``
 ``result.value``                       ``Pass``, ``Fail`` or any other outcome
-``result.source_value``                the outcome as your system names it
+``result.source_value``                the outcome as your system names it (a JSON object
+                                       or array in the cell is read as one; other text as text)
 ``score.percentage``                   a number from 0 to 100
 ``score.raw_value``                    the score as text, e.g. ``87 / 100``
 ``passthrough``                        a JSON object handed to the provider unchanged
@@ -27,6 +28,7 @@ so an exported file can be imported again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ READ_ONLY: frozenset[str] = frozenset(
 )
 """Fields of an exported completion that an import ignores."""
 
+_LONG_NUMBER = re.compile(r"\d{19}")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -92,12 +95,26 @@ def _json_object(text: str) -> dict[str, Any]:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
+    if _LONG_NUMBER.search(text):  # orjson reads an integer past 64 bits as a float; the API keeps it
+        value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value
 
 
-_CONVERT: dict[str, Callable[[str], Any]] = {"score.percentage": _number, "passthrough": _json_object}
+def _source_value(text: str) -> Any:
+    """A JSON object or array as itself (an export writes such a source_value as JSON); any
+    other text as it is."""
+    if text[:1] in "{[":
+        try:
+            return _json_object(text) if text[0] == "{" else json.loads(text)
+        except ValueError:
+            pass
+    return text
+
+
+_CONVERT: dict[str, Callable[[str], Any]] = {"score.percentage": _number, "passthrough": _json_object,
+                                             "result.source_value": _source_value}
 
 
 class CompletionRows:

@@ -15,14 +15,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
 
-import orjson
-
 from lmsgate.bulk.sources import Format
 from lmsgate.client import AsyncClient
 from lmsgate.connectors.base import CallContext, ListResult
 from lmsgate.schema import Completion
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import MAX_PAGE_SIZE
+from lmsgate.store.db import json_dumps
 from lmsgate.store.pagination import PageRequest
 
 __all__ = ["CSV_COLUMNS", "export_completions", "remote_pages", "store_pages"]
@@ -75,6 +74,8 @@ def _flat(item: dict[str, Any]) -> dict[str, Any]:
         value = item.get(outer)
         if inner:
             value = value.get(inner) if isinstance(value, dict) else None
+        if isinstance(value, (dict, list, bool)):  # result.source_value: as JSON, not as Python writes it
+            value = json_dumps(value)
         out[column] = "" if value is None else value
     return out
 
@@ -93,7 +94,7 @@ async def export_completions(pages: AsyncIterator[Page], out: TextIO, fmt: Forma
             if writer is not None:
                 writer.writerow(_flat(completion))
             else:
-                out.write(orjson.dumps({k: v for k, v in completion.items() if v is not None}).decode())
+                out.write(json_dumps({k: v for k, v in completion.items() if v is not None}))
                 out.write("\n")
             count += 1
         if progress is not None:

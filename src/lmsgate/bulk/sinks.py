@@ -15,6 +15,7 @@ import anyio
 from sqlalchemy import Engine, event
 
 from lmsgate.client import (
+    APIStatusError,
     AsyncClient,
     BadRequestError,
     ConflictError,
@@ -28,6 +29,9 @@ from lmsgate.service.lms import LmsService
 
 __all__ = ["Item", "Outcome", "RemoteSink", "Sink", "StoreSink", "first_error", "tune_for_bulk"]
 
+ROW_STATUSES = frozenset({413, 414})
+"""Statuses a remote server gives one row that is too big (its body, or its user id, which is in
+the URL): that row is refused and reported, the import goes on."""
 SQLITE_CACHE_KIB = 16_384
 """SQLite page cache of an import's connections (its default is 2 MiB)."""
 SQLITE_CHECKPOINT_PAGES = 16_384
@@ -144,6 +148,10 @@ class RemoteSink:
                     await self._client.lms.create_user_completion(user_id, body)
                 except (BadRequestError, UnprocessableEntityError, ConflictError) as exc:
                     out[i] = exc.message  # this item's own fault: report it, go on
+                except APIStatusError as exc:
+                    if exc.status_code not in ROW_STATUSES:
+                        raise
+                    out[i] = f"{exc.status_code}: {exc.message}"  # too big a row (its user id is in the path)
 
         try:
             async with anyio.create_task_group() as tg:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import enum
+import json
+import re
 from collections.abc import Iterator
 from itertools import chain, islice
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import orjson
 __all__ = ["Chunk", "Format", "Record", "Source", "SourceError"]
 
 _BOM = b"\xef\xbb\xbf"
+_LONG_NUMBER = re.compile(rb"\d{19}")
 _MAX_FIELD = 64 << 20
 """The longest CSV value read (64 MiB). Python's csv module stops at 128 KiB by default, and an
 export of values that the API took (a long ``passthrough``, say) could not be imported back."""
@@ -277,6 +280,8 @@ class Source:
             except orjson.JSONDecodeError as exc:
                 yield Record(line - 1, offset, None, stripped.decode("utf-8", "replace"), f"not valid JSON: {exc}")
                 continue
+            if _LONG_NUMBER.search(stripped):  # orjson read an integer past 64 bits as a float
+                value = json.loads(stripped)
             text = stripped.decode("utf-8")  # orjson has checked it is UTF-8
             if not isinstance(value, dict):
                 yield Record(line - 1, offset, None, text, f"not a JSON object but {type(value).__name__}")

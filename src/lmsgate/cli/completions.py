@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import signal
 import sys
 import threading
@@ -9,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO, TypeVar
 
 import typer
 from rich.markup import escape
@@ -116,6 +118,34 @@ class _Feedback:
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _utf8_stdout() -> TextIO:
+    """Standard output as UTF-8 whatever the locale says (a latin-1 or cp1252 one cannot write
+    every completion: the export stopped with a traceback), without newline translation (CSV
+    writes its own line ends)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None or (sys.stdout.encoding or "").lower().replace("-", "") == "utf8":
+        return sys.stdout
+    sys.stdout.flush()
+    return io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True)
+
+
+def _not_the_input(file: Path, **outputs: Path | None) -> None:
+    """Refuse, before any work, a --report or --state that is the file being imported (it was
+    emptied at the first rejected row, or replaced by the saved position and then deleted), or
+    the other option's file, or a directory."""
+    seen = {file.expanduser().resolve(): "FILE"}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path.is_dir():
+            fail(f"--{option} {path}: is a directory", "Name a file.", code=USAGE)
+        where = path.expanduser().resolve()
+        if where in seen:
+            fail(f"--{option} {path}: is {seen[where] if seen[where] == 'FILE' else '--' + seen[where]}'s file too; "
+                 "lmsgate writes it, and would destroy what is there", "Name another file.", code=USAGE)
+        seen[where] = option
 
 
 def _in_existing_directory(path: Path | None, option: str) -> None:
@@ -260,6 +290,7 @@ def import_(
         fail(f"--format {fmt!r}: use csv or jsonl", code=USAGE)
     _in_existing_directory(report, "--report")
     _in_existing_directory(state, "--state")
+    _not_the_input(file, report=report, state=state)
 
     sink: Any = None
     client: Any = None
@@ -405,10 +436,18 @@ def export(
     direct = output is not None and (output.is_symlink() or (output.exists() and not output.is_file()))
     partial = output.with_name(f".{output.name}.partial") if output is not None and not direct else None
     target = partial or output
-    stream = target.open("w", newline="", encoding="utf-8") if target is not None else sys.stdout
+    stream = target.open("w", newline="", encoding="utf-8") if target is not None else _utf8_stdout()
     try:
-        count = _run(client, lambda: export_completions(pages(), stream, out_format),
-                     None if server_url else container)
+        try:
+            count = _run(client, lambda: export_completions(pages(), stream, out_format),
+                         None if server_url else container)
+            stream.flush()
+        except BrokenPipeError:
+            if target is not None:
+                raise
+            # The reader stopped early (`| head`): end quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         if target is not None:
             stream.close()
         if partial is not None and output is not None:
@@ -416,6 +455,8 @@ def export(
     finally:
         if target is not None:
             stream.close()
+        elif stream is not sys.stdout:
+            stream.detach()  # leave sys.stdout's own buffer open
         if partial is not None:
             partial.unlink(missing_ok=True)  # gone already when it was renamed
     if output is not None:

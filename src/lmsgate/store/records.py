@@ -311,6 +311,7 @@ class LmsStore:
         col = {name: i for i, name in enumerate(self._bulk.columns(table))}
         acct_at, key_at, id_at = col["account_key"], col["dedupe_key"], col["id"]
         with self.transaction() as conn:  # a refused row is a 422 (see transaction)
+            values = self._stamped(table, values, col)
             self._ensure_learners(conn, values, acct_at, col["user_id"])
             values = self._with_learning_objects(conn, table, values, col)
             firsts: dict[tuple[int, str], tuple[Any, ...]] = {}
@@ -326,6 +327,22 @@ class LmsStore:
             rid = ids[(v[acct_at], v[key_at])]
             out.append((rid, rid == v[id_at]))
         return out
+
+    def _stamped(self, table: Table, values: list[tuple[Any, ...]], col: dict[str, int]) -> list[tuple[Any, ...]]:
+        """``values`` with ``created_at`` and ``updated_at`` set to now, the time they are stored.
+
+        Rows are built ahead of their write (an import builds them in worker processes, whole
+        batches ahead): stamped then, a row committed seconds after a later-built one, and an
+        incremental export asking for what changed after the newest ``updated_at`` it had seen
+        never got it. Stamped here, inside the write transaction, that is after the previous
+        write committed: on SQLite, one writer at a time, a row's ``updated_at`` is never older
+        than one already visible."""
+        created_at, updated_at = col.get("created_at"), col.get("updated_at")
+        if created_at is None or updated_at != created_at + 1:
+            return values
+        now = self._bulk.bind_one(table, "updated_at", datetime.now(timezone.utc))
+        pair = (now, now)
+        return [v[:created_at] + pair + v[updated_at + 1:] for v in values]
 
     def _ensure_learners(self, conn: Connection, values: list[tuple[Any, ...]], acct_at: int, user_at: int) -> None:
         """Create a bare learner row for each user id the rows name that has none yet.
