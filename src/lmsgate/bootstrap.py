@@ -55,7 +55,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     registry = ConnectorRegistry()
     registry.register(LocalConnector, lambda _account: LocalConnector(store), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
-                      settings.vault_key_file, settings.database_url)
+                      settings.vault_key_file, settings.database_url, holds_sealed=tenancy.holds_sealed_credentials)
     outbound = OutboundHttp(outbound_settings(settings))
     install_log_redaction()
 

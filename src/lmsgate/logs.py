@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from lmsgate.http._redact import MASK, _known
+from lmsgate.http._redact import MASK, masked_text
 
 __all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 
@@ -40,7 +40,7 @@ _API_KEY = re.compile(r"lmsg_[A-Za-z0-9_\-]{16,}")
 
 
 def _masked(text: str) -> str:
-    return _known.text(_API_KEY.sub(MASK, text))
+    return masked_text(_API_KEY.sub(MASK, text))
 
 
 def _masked_value(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +95,25 @@ def test_rotate_with_keys_from_the_environment(fresh_url: str, tmp_path: Path,
     assert not (tmp_path / "vault.key").exists()
     dropped = CliRunner().invoke(app, ["vault", "drop-old-keys", "--database-url", fresh_url])
     assert dropped.exit_code == 1 and "LMSGATE_VAULT_KEY" in dropped.output and "Traceback" not in dropped.output
+
+
+def test_a_missing_or_unsafe_key_file_is_one_line_not_a_traceback(fresh_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    key_file = tmp_path / "vault.key"
+    monkeypatch.setenv("LMSGATE_VAULT_KEY_FILE", str(key_file))
+    monkeypatch.delenv("LMSGATE_VAULT_KEY", raising=False)
+    c = bootstrap(Settings(database_url=fresh_url, outbound_allow_networks=["127.0.0.1/32"]))
+    account = _link(c, c.tenancy.create_project("lost"), "password-kept-secret")
+    runner = CliRunner()
+    key_file.unlink()
+    result = runner.invoke(app, ["accounts", "test", account, "--database-url", fresh_url])
+    assert result.exit_code == 1 and "vault key file is missing" in result.output, result.output
+    assert "Traceback" not in result.output and not key_file.exists()
+    key_file.write_text("not a key\n")
+    os.chmod(key_file, 0o600)
+    result = runner.invoke(app, ["vault", "rotate", "--database-url", fresh_url])
+    assert result.exit_code == 1 and "Traceback" not in result.output and str(key_file) in result.output, result.output
+    key_file.unlink()
+    result = runner.invoke(app, ["vault", "rotate", "--database-url", fresh_url])
+    assert result.exit_code == 1 and "vault key file is missing" in result.output, result.output
+    assert not key_file.exists()  # no key was made that could open none of the credentials

@@ -113,3 +113,28 @@ def test_a_process_picks_up_a_rotated_key_file(tmp_path: Path) -> None:
     assert running.open(other.seal(b"b", "ctx"), "ctx") == b"b"  # unknown key id: reload, then open
     assert running.key_id_of(running.seal(b"c", "ctx")) == rotated.primary.id
     assert running.open(first, "ctx") == b"a"
+
+
+def test_no_new_key_is_made_while_the_database_holds_sealed_credentials(tmp_path: Path) -> None:
+    """With the key file deleted, the next start made a new key silently: every account then
+    failed with 500s, and new ones were sealed with a second key."""
+    path = tmp_path / "vault.key"
+    vault = vault_for(None, str(path), "sqlite://", holds_sealed=lambda: True)
+    with pytest.raises(VaultKeyError, match="missing.*sealed.*Restore"):
+        vault.seal(b"x", "ctx")
+    assert not path.exists()
+    assert vault_for(None, str(path), "sqlite://", holds_sealed=lambda: False).seal(b"x", "ctx")  # a new store
+
+
+def test_rotation_writes_the_keys_into_a_file_no_one_made_first(tmp_path: Path) -> None:
+    """The keys went through a fixed vault.key.tmp opened without O_EXCL: a file someone made
+    readable there (or a symlink) received every key, and the key file became 0644."""
+    path = tmp_path / "vault.key"
+    KeyFile(path).load_or_create()
+    planted = tmp_path / "vault.key.tmp"
+    planted.write_text("")
+    os.chmod(planted, 0o644)
+    keys = KeyFile(path).prepend(generate_key())
+    assert len(keys.keys) == 2 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert planted.read_text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vault.key", "vault.key.tmp"]

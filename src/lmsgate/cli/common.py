@@ -245,6 +245,7 @@ def friendly(func: F) -> F:
         from lmsgate.client import LmsClientError, TransportError
         from lmsgate.errors import LmsGateError
         from lmsgate.store.db import SchemaTooNew
+        from lmsgate.vault import VaultKeyError
 
         try:
             return func(*args, **kwargs)
@@ -267,7 +268,7 @@ def friendly(func: F) -> F:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             console.print(f"[red]Error from the database:[/] {escape(reason)}")
             raise typer.Exit(FAILED) from None
-        except SchemaTooNew as exc:
+        except (SchemaTooNew, VaultKeyError) as exc:
             console.print(f"[red]Error:[/] {escape(str(exc))}")
             raise typer.Exit(FAILED) from None
         except OSError as exc:

@@ -56,6 +56,8 @@ def serve(
 
         remember_secrets(settings.api_key)
     container = open_store(database_url, settings, create=True)
+    if container.tenancy.holds_sealed_credentials():
+        container.vault.keyring  # noqa: B018 - a missing or unsafe key file stops the start, not a request
     first = ensure_first_run(container)
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]lmsgate[/] on {base}  (store: {container.engine.url.render_as_string(hide_password=True)})")
@@ -121,7 +123,7 @@ def vault_rotate(
     container = open_store(database_url, settings)
     key_file = _key_file(settings)
     if key_file is not None:
-        key_file.load_or_create()
+        container.vault.keyring  # noqa: B018 - refuses to make a first key beside sealed credentials
         key_file.prepend(generate_key())
         container.vault.reload()
     _reseal(container, key_file if drop_old_keys else None)

@@ -43,7 +43,7 @@ from lmsgate.http._auth import (
     TokenCache,
 )
 from lmsgate.http._ratelimit import AccountBuckets
-from lmsgate.http._redact import Redactor, remember_secrets
+from lmsgate.http._redact import Redactor, mask_in_context
 from lmsgate.http._retry import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_after
 from lmsgate.http._ssrf import AddressGuard, BlockedAddress
 
@@ -212,7 +212,6 @@ class ProviderSession:
         self.redactor = Redactor(credentials.secrets())
         if isinstance(credentials, BasicCredentials):
             self.redactor.add_basic_pair(credentials.username, credentials.password)
-        remember_secrets(*credentials.secrets())
         self.retries_used = 0
         self.attempts = 0
         self._deadline: float | None = None
@@ -316,7 +315,8 @@ class ProviderSession:
         elif parsed is not None:
             raw = {"body": self.redactor.data(parsed)}
         else:
-            raw = {"body": self.redactor.text(resp.text)[:RAW_TEXT_LIMIT]} if resp.content else {}  # masked, then cut
+            # masked (by value, and by name: "password=…" in a text error), then cut
+            raw = {"body": self.redactor.unparsed(resp.text)[:RAW_TEXT_LIMIT]} if resp.content else {}
         return {"status": resp.status, "url": self.redactor.url(resp.url), "raw": raw,
                 "headers": self.redactor.headers(resp.headers.multi_items())}
 
@@ -324,7 +324,7 @@ class ProviderSession:
         try:
             return self.redactor.data(orjson.loads(resp.content)) if resp.content else None
         except orjson.JSONDecodeError:
-            return self.redactor.text(resp.text)[:RAW_TEXT_LIMIT]  # masked, then cut: a cut secret no longer matches
+            return self.redactor.unparsed(resp.text)[:RAW_TEXT_LIMIT]  # masked, then cut (a cut secret won't match)
 
     # ------------------------------------------------------------ auth
 
@@ -359,7 +359,6 @@ class ProviderSession:
                 status=502, provider_errors=[self.error_entry(resp)])
         expires_in = body.get("expires_in")
         self.redactor.add(token)
-        remember_secrets(token)
         lifetime = None
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
             lifetime = float(expires_in)
@@ -391,6 +390,7 @@ class ProviderSession:
                     json: Any = None, form: Mapping[str, str] | None = None,
                     headers: Mapping[str, str] | None = None, idempotent: bool | None,
                     authenticate: bool, same_origin: bool) -> ProviderResponse:
+        mask_in_context(self.redactor)  # this task's log lines, from here on (httpx's own included)
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         full = self.absolute(url) if same_origin else url

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 import re
 import threading
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-__all__ = ["MASK", "Redactor", "install_log_redaction", "remember_secrets"]
+__all__ = ["MASK", "Redactor", "install_log_redaction", "mask_in_context", "masked_text", "remember_secrets"]
 
 MASK = "[REDACTED]"
 _MIN_SECRET = 4
@@ -74,9 +76,49 @@ limit, a form, a header line. Tried only at the start of a word, and only on tex
 secret-sounding name appears at all, so a long body costs one scan."""
 
 
+_AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "digest", "negotiate", "mac", "hoba", "apikey"})
+_NEXT_WORD = re.compile(r"[ \t]+[^\s,;&]+")
+
+
+def _closing(text: str, start: int) -> int:
+    """The end of the JSON-like object or array opening at ``text[start]``: after its closing
+    bracket, or the end of the text when it was cut first. Brackets inside strings are skipped."""
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        c = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
 def _forms(secret: str) -> set[str]:
-    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    """The secret as it may appear in text lmsgate shows: as it is, percent-encoded the ways
+    clients and servers do (``quote`` with and without ``/`` kept, ``+`` for spaces, JavaScript's
+    ``encodeURIComponent``, which keeps ``!'()*``; escapes in upper or lower case), escaped
+    inside a JSON string (``\\"``, ``\\u00fc``, PHP's ``\\/``), and base64-encoded."""
+    encoded = {quote(secret, safe=""), quote(secret), quote_plus(secret), quote(secret, safe="!'()*"),
+               quote_plus(secret, safe="!'()*")}
+    encoded |= {_LOWER_ESCAPES.sub(lambda m: m[0].lower(), f) for f in encoded}
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    escaped |= {f.replace("/", "\\/") for f in escaped}
+    forms = {secret, *encoded, *escaped, base64.b64encode(secret.encode()).decode()}
     return {f for f in forms if len(f) >= _MIN_SECRET}
+
+
+_LOWER_ESCAPES = re.compile("%[0-9A-F]{2}")
 
 
 class Redactor:
@@ -121,17 +163,33 @@ class Redactor:
 
     def unparsed(self, value: str) -> str:
         """Text that may hold structured data this process could not parse (a body cut at a
-        size limit, a form): secrets masked by value, and by name where a secret-sounding name
-        is followed by ``:`` or ``=``."""
-        def mask(m: re.Match[str]) -> str:
-            if not is_sensitive_name(m["key"]):
-                return m[0]
-            quote_char = m["value"][:1] if m["value"][:1] in "\"'" else ""
-            return f"{m['q']}{m['key']}{m['q']}{m['sep']}{quote_char}{MASK}{quote_char}"
-
+        size limit, a form, a provider's text error): secrets masked by value, and by name where
+        a secret-sounding name is followed by ``:`` or ``=``; an object or array under such a
+        name is masked whole, to its closing bracket (or the end of the text)."""
         lowered = value.lower()
         if any(word in lowered for word in _SENSITIVE_WORDS):  # str.find in C; the regex is slower
-            value = _KEY_VALUE.sub(mask, value)
+            out: list[str] = []
+            at = 0
+            while (m := _KEY_VALUE.search(value, at)) is not None:
+                if not is_sensitive_name(m["key"]):
+                    # look inside its value too: "https://host/cb?access_token=…" is one pair
+                    # ("https" and the rest) before it is "access_token" and its value
+                    out.append(value[at:m.start("value")])
+                    at = m.start("value")
+                    continue
+                found = m["value"]
+                quote_char = found[:1] if found[:1] in "\"'" else ""
+                if found[:1] in "{[":
+                    end = _closing(value, m.start("value"))
+                elif found.lower() in _AUTH_SCHEMES:  # "Authorization: Bearer <token>": the token too
+                    following = _NEXT_WORD.match(value, m.end())
+                    end = following.end() if following else m.end()
+                else:
+                    end = m.end()
+                out.append(value[at:m.start()])
+                out.append(f"{m['q']}{m['key']}{m['q']}{m['sep']}{quote_char}{MASK}{quote_char}")
+                at = end
+            value = "".join(out) + value[at:]
         return self.text(value)
 
     def url(self, url: str) -> str:
@@ -163,7 +221,7 @@ class Redactor:
                 if key in SENSITIVE_HEADERS or is_sensitive_name(key):
                     out[key] = MASK  # not remembered: the value may be a secret
                     continue
-                masked = (key, self.text(value))
+                masked = (key, self.unparsed(value))  # a Location's or Link's ?access_token=… too
                 if len(seen) >= 1024:
                     seen.clear()
                 seen[pair] = masked
@@ -185,12 +243,35 @@ class Redactor:
 
 _known = Redactor()
 _known_lock = threading.Lock()
+_in_context: ContextVar[tuple[Redactor, ...]] = ContextVar("lmsgate_masked_in_context", default=())
 
 
 def remember_secrets(*secrets: str | None) -> None:
-    """Add secrets to the process-wide set the log filter masks."""
+    """Add secrets to the process-wide set the log filter masks: the operator's own (an API key
+    given in the environment), not a tenant's (see :func:`mask_in_context`)."""
     with _known_lock:
         _known.add(*secrets)
+
+
+def mask_in_context(redactor: Redactor) -> None:
+    """Mask ``redactor``'s secrets (an account's credentials, and the tokens it obtains later)
+    in every log line written from now on by the current task, and the threads it starts.
+
+    Per task, not process-wide: a process-wide set grew with every account ever called (the
+    pattern was compiled again for each, and every log line of every request was matched
+    against all of them: 6.4 ms a line at 6,000 accounts), and one tenant could blank words out
+    of every other tenant's log lines by linking an account with those words as its password."""
+    current = _in_context.get()
+    if not any(r is redactor for r in current):
+        _in_context.set((*current, redactor))
+
+
+def masked_text(text: str) -> str:
+    """``text`` with the process's secrets and those of the current task masked."""
+    text = _known.text(text)
+    for redactor in _in_context.get():
+        text = redactor.text(text)
+    return text
 
 
 class _RedactingFilter(logging.Filter):
@@ -199,7 +280,7 @@ class _RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string is not ours to fix here
             return True
-        cleaned = _known.text(message)
+        cleaned = masked_text(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

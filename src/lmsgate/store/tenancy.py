@@ -366,6 +366,12 @@ class Tenancy:
         self.forget_account(account_id)
         return res.rowcount > 0
 
+    def holds_sealed_credentials(self) -> bool:
+        """Whether any account has sealed credentials (so a vault key exists somewhere)."""
+        c = t.accounts.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(c.id).where(c.credentials.is_not(None)).limit(1)).first() is not None
+
     def sealed_credentials(self) -> list[tuple[str, str]]:
         """Every (account id, sealed credentials) pair, for key rotation."""
         c = t.accounts.c

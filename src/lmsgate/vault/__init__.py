@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -45,8 +46,13 @@ def default_key_file(database_url: str) -> Path | None:
     return Path(".lmsgate") / "vault.key"
 
 
-def vault_for(env_key: str | None, key_file: str | None, database_url: str) -> Vault:
-    """The vault for these settings. Nothing is read or created until the first seal or open."""
+def vault_for(env_key: str | None, key_file: str | None, database_url: str,
+              holds_sealed: Callable[[], bool] = lambda: False) -> Vault:
+    """The vault for these settings. Nothing is read or created until the first seal or open.
+
+    ``holds_sealed`` tells whether the database already holds credentials sealed with some key:
+    then a missing key file is an error, not a reason to make a new key (which would open none of
+    them, and seal new ones beside them: a second key to lose)."""
 
     if env_key:
         Keyring.from_env(env_key)  # a malformed key fails at start-up, not at the first request
@@ -64,6 +70,11 @@ def vault_for(env_key: str | None, key_file: str | None, database_url: str) -> V
             return Keyring.from_env(env_key)
         if path is None:
             return Keyring((generate_key(),), "in-memory key (in-memory database)")
+        if not path.exists() and holds_sealed():
+            raise VaultKeyError(
+                f"{path}: the vault key file is missing, and the database holds credentials sealed with a key. "
+                "Restore the file from your backup (or set LMSGATE_VAULT_KEY_FILE to where it is, or "
+                "LMSGATE_VAULT_KEY); lmsgate makes no new key, which could open none of them.")
         keyring = KeyFile(path).load_or_create()
         seen[:] = [mtime()]
         return keyring

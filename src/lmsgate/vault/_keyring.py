@@ -17,6 +17,7 @@ import hashlib
 import os
 import secrets
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,13 +138,18 @@ class KeyFile:
         return self.read()
 
     def _write(self, keys: list[Key]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_file_text(keys))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        # A new file of a name no one can have made first (O_EXCL, in a private name), so the
+        # keys never go into a file another user made readable, or through a symlink.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
+                fh.write(_file_text(keys))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _file_text(keys: list[Key]) -> str:
