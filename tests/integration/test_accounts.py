@@ -77,6 +77,8 @@ def test_link_an_xapi_account_and_read_it_back(tenant: Tenant, caplog: pytest.Lo
          ["setup_information.xapi_version", "1.0.3"]),
         (xapi_setup(UNREACHABLE, max_requests_per_second="fast"), {"username": "u", "password": "p"},
          ["setup_information.max_requests_per_second", "number"]),
+        (xapi_setup(UNREACHABLE, max_requests_per_second=1e-320), {"username": "u", "password": "p"},
+         ["setup_information.max_requests_per_second", "at least 0.001"]),  # was taken: every call a 408
         (xapi_setup(UNREACHABLE, auth_type="saml"), {"username": "u", "password": "p"},
          ["setup_information.auth_type", "oauth2_client_credentials"]),
         (xapi_setup(UNREACHABLE, auth_type="oauth2_client_credentials", token_url=UNREACHABLE,

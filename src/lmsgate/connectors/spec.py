@@ -354,11 +354,17 @@ class ConnectorSpec:
         return tuple(f.name for f in self.fields if f.outbound)
 
 
+MIN_NUMBER = 0.001
+"""The smallest number setting taken (a rate of one call in 1,000 s)."""
+
+
 def _coerce(f: ConfigField, raw: Any, where: str) -> Any:
     label = f"{where}.{f.name}"
     if f.kind == "number":
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw <= 0:
             raise BadRequest(f"{label}: must be a positive number")
+        if raw < MIN_NUMBER:  # 1e-320 requests a second: every call then waited "inf s", a 408
+            raise BadRequest(f"{label}: must be at least {MIN_NUMBER}")
         return raw
     if not isinstance(raw, str):
         raise BadRequest(f"{label}: must be a string")
