@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import LMSGATE, basic, free_port
+from support import LMSGATE, basic, free_port, shared_vault_key_file
 
 KEY = "durability-key-0123456789"
 ACCOUNT = "durability-account"
@@ -27,7 +27,7 @@ def _start(workdir: Path, database_url: str) -> tuple[subprocess.Popen[bytes], s
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
     env.update(LMSGATE_DATABASE_URL=database_url, LMSGATE_API_KEY=KEY, LMSGATE_ACCOUNT_ID=ACCOUNT,
-               LMSGATE_RATE_LIMIT_PER_MINUTE="0")
+               LMSGATE_RATE_LIMIT_PER_MINUTE="0", LMSGATE_VAULT_KEY_FILE=shared_vault_key_file())
     proc = subprocess.Popen([*LMSGATE, "serve", "--port", str(port)], cwd=workdir, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

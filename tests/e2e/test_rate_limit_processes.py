@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import basic, serving
+from support import basic, serving, shared_vault_key_file
 
 pytestmark = pytest.mark.postgres
 
@@ -48,8 +48,10 @@ def _servers(tmp: Path, database_url: str, key: str, account: str, count: int,
              **extra: str) -> Iterator[list[str]]:
     """``count`` servers on one database; their logs are printed when they stop."""
     env = {"LMSGATE_DATABASE_URL": database_url, "LMSGATE_API_KEY": key, "LMSGATE_ACCOUNT_ID": account,
-           "LMSGATE_LOG_LEVEL": "warning", "LMSGATE_VAULT_KEY_FILE": str(tmp / "vault.key"),
-           # on the suite's database, with a vault key of their own: leave deliveries to the suite's apps
+           # on the suite's database, which holds credentials sealed with the suite's vault key: a
+           # key of their own would be refused (a missing key file beside sealed credentials)
+           "LMSGATE_LOG_LEVEL": "warning", "LMSGATE_VAULT_KEY_FILE": shared_vault_key_file(),
+           # leave deliveries to the suite's apps
            "LMSGATE_DELIVERY_IN_PROCESS_WORKER": "false", **extra}
     outputs: list[list[str]] = []
     try:

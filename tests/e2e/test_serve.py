@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import LMSGATE, SEED_COMPLETION, basic, free_port, serving
+from support import LMSGATE, SEED_COMPLETION, basic, free_port, serving, shared_vault_key_file
 
 def test_first_run_creates_key_and_account_and_they_work(tmp_path: Path) -> None:
     with serving(tmp_path, {}) as (_base, output):
@@ -34,6 +34,8 @@ def test_pinned_key_and_account_survive_restart(tmp_path: Path, store: str, requ
            else request.getfixturevalue("postgres_url"))
     env = {"LMSGATE_API_KEY": "ci-pinned-key-0123456789", "LMSGATE_ACCOUNT_ID": "acct-pinned",
            "LMSGATE_DATABASE_URL": url}
+    if store == "postgresql":  # the suite's database: its sealed credentials need the suite's key
+        env["LMSGATE_VAULT_KEY_FILE"] = shared_vault_key_file()
     headers = {"Authorization": basic(env["LMSGATE_API_KEY"]), "x-account-id": "acct-pinned"}
     with serving(tmp_path, env) as (base, output):
         created = httpx.post(f"{base}/unified/lms/users/u1/completions", json=SEED_COMPLETION, headers=headers)

@@ -349,7 +349,11 @@ def test_no_secret_reaches_a_response_a_log_line_or_the_request_log(
         stored = [json.dumps(dict(r._mapping), default=str) for r in conn.execute(select(t.accounts))]
         stored += [json.dumps(dict(r._mapping), default=str) for r in conn.execute(select(t.api_keys))]
     assert len(rows) >= 7
-    log_text = captured.stream.getvalue()
+    # The test's own HTTP client (TestClient is httpx) logs the URLs this test sends, the
+    # password in a query string among them: the harness's line, not lmsgate's. lmsgate's
+    # access line for that request is checked below.
+    log_text = "\n".join(line for line in captured.stream.getvalue().splitlines()
+                         if not ('"logger":"httpx"' in line and "http://testserver/" in line))
     assert any(line.get("logger") == "lmsgate.access" for line in captured.lines)
     assert any(line.get("logger") == "lmsgate.http" for line in captured.lines)
     # the secret in the query string is masked in the access log and the request log
