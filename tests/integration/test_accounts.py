@@ -200,11 +200,19 @@ def test_stored_credentials_are_not_sent_to_a_new_address(tenant: Tenant) -> Non
 @pytest.mark.parametrize(("endpoint", "mention"), [
     ("http://[::1", "not a valid URL"), ("http://127.0.0.1:99999/xapi/", "not a valid URL"),
     ("http://127.0.0.1:9/xapi/?api_key=abc", "secret in its query string"),
+    ("http://127.0.0.1:9/xapi/?x=1&wstoken=abc", "secret in its query string"),
 ])
 def test_unusable_endpoints_are_400(tenant: Tenant, endpoint: str, mention: str) -> None:
     body = {"provider": "xapi", "origin_owner_id": "c", "origin_owner_name": "C",
             "setup_information": xapi_setup(endpoint), "credentials": {"username": "u", "password": "p" * 8}}
     assert_stackone_error(tenant.post("/accounts", json=body), 400, "setup_information.endpoint", mention)
+
+
+def test_an_endpoint_may_have_a_query_without_credentials(tenant: Tenant) -> None:
+    body = {"provider": "xapi", "origin_owner_id": "c", "origin_owner_name": "C",
+            "setup_information": xapi_setup("http://127.0.0.1:9/xapi/?passage=1&tokenizer=a"),
+            "credentials": {"username": "u", "password": "p" * 8}}
+    assert tenant.post("/accounts", json=body).status_code == 201
 
 
 def test_a_page_past_any_account_is_400(tenant: Tenant) -> None:

@@ -331,3 +331,17 @@ def test_a_body_the_connector_refuses_is_refused_before_a_delivery_is_made(linke
     deliveries = linked.call("GET", "/deliveries", params={"account_id": linked.account_id}).json()
     assert deliveries["data"] == []
     assert linked.sim.requests_to("/statements", "PUT") == []
+
+
+def test_a_completion_reads_back_by_any_case_of_its_email_domain(linked: Linked) -> None:
+    """An LRS that keeps an mbox as sent (statements written before lmsgate lowered domains, or by
+    another system) answered bob@Example.com; a read by either spelling was a 404."""
+    from lmsgate.connectors.xapi import mapping as m
+
+    linked.post_completion(user="carol@example.com")
+    (sid,) = linked.sim.statements
+    linked.sim.statements[sid]["actor"]["mbox"] = "mailto:carol@Example.COM"  # as another writer left it
+    for user in ("carol@example.com", "carol@EXAMPLE.com"):
+        got = linked.call("GET", f"/unified/lms/users/{user}/completions/{sid}")
+        assert got.status_code == 200, got.text
+    assert m.learner("carol@Example.COM") == "carol@example.com"

@@ -229,6 +229,8 @@ def test_a_policy_can_wait_out_rate_limits() -> None:
     everything else keeps the usual limits."""
     patient = Retry(max_retries=2, max_elapsed=10, jitter=0, wait_out_rate_limits=True)
     assert patient.wait_after(_response(429, {}, {"Retry-After": "30"}), 50, 500.0) == 30
+    assert patient.wait_after(_response(429, {}, {"Retry-After": "0"}), 50, 500.0) == 0.5  # never a busy loop
+    assert patient.wait_after(_response(429, {}, {"Retry-After": "99999999999"}), 0, 0.0) == 60  # backoff_max
     assert patient.wait_after(_response(429, {}), 0, 0.0) == 0.5  # no Retry-After: backoff...
     assert patient.wait_after(_response(429, {}), 50, 500.0) == 1.0  # ...which stops growing at the last retry's
     assert patient.wait_after(_response(408, {}), 2, 0.0) is None  # other statuses: retries used up

@@ -125,3 +125,19 @@ def test_a_tenants_secret_is_masked_only_in_its_own_calls_log_lines() -> None:
 
     assert contextvars.copy_context().run(in_call) == "GET /unified/lms/[REDACTED] 200"
     assert contextvars.copy_context().run(lambda: masked_text(line)) == line  # another task: untouched
+
+
+def test_masking_by_name_takes_time_in_proportion_to_the_text() -> None:
+    """Searching again inside every value made crafted text (``a:a:a:…`` after a secret-sounding
+    word) quadratic: 6 s for 64 KB, on the event loop for a provider's text error."""
+    import time
+
+    from lmsgate.http import Redactor
+
+    r = Redactor(["s3cret-value"])
+    for text in ("key " + "a:" * 100_000, "key " + "?a:" * 70_000, "token=" + "{" * 200_000):
+        started = time.perf_counter()
+        r.unparsed(text)
+        assert time.perf_counter() - started < 1.0  # linear: about 0.02 s each here; quadratic took minutes
+    assert r.unparsed("go https://h/cb?access_token=T-1?x&password=p?w rest") == \
+        "go https://h/cb?access_token=[REDACTED]&password=[REDACTED] rest"

@@ -230,3 +230,15 @@ def test_any_percentage_reads_back_exactly(percentage: float) -> None:
     assert m.statement_to_completion(statement, M)["score"]["percentage"] == percentage
     statement["result"]["score"]["scaled"] = 0.5  # changed by another system: scaled wins
     assert m.statement_to_completion(statement, M)["score"]["percentage"] == 50
+
+
+def test_big_integers_go_to_a_remote_server_as_they_are() -> None:
+    """The SDK encoded bodies with orjson, which refuses integers past 64 bits: a remote import
+    of such a passthrough stopped."""
+    import json as stdlib_json
+
+    from lmsgate.client._request import body
+
+    sent = body(LmsCreateCompletionRequestDto, {"learning_object_external_reference": "c",
+                                                "passthrough": {"n": 123456789012345678901234567890}})
+    assert stdlib_json.loads(sent)["passthrough"]["n"] == 123456789012345678901234567890

@@ -28,7 +28,6 @@ so an exported file can be imported again.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ import orjson
 from pydantic import ValidationError
 
 from lmsgate.api.errors import describe_validation_errors
-from lmsgate.bulk.sources import Format, Record
+from lmsgate.bulk.sources import Format, Record, exact_json
 from lmsgate.schema import Completion, LmsCreateCompletionRequestDto
 from lmsgate.schema.common import NUL_FREE, shallow_text
 
@@ -96,7 +95,7 @@ def _json_object(text: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     if _LONG_NUMBER.search(text):  # orjson reads an integer past 64 bits as a float; the API keeps it
-        value = json.loads(text)
+        value = exact_json(text, value)
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value
@@ -107,8 +106,8 @@ def _source_value(text: str) -> Any:
     other text as it is."""
     if text[:1] in "{[":
         try:
-            return _json_object(text) if text[0] == "{" else json.loads(text)
-        except ValueError:
+            return _json_object(text) if text[0] == "{" else exact_json(text, orjson.loads(text))
+        except ValueError:  # orjson's JSONDecodeError, or not an object
             pass
     return text
 

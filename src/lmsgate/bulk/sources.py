@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["Chunk", "Format", "Record", "Source", "SourceError"]
+__all__ = ["Chunk", "Format", "Record", "Source", "SourceError", "exact_json"]
 
 _BOM = b"\xef\xbb\xbf"
 _LONG_NUMBER = re.compile(rb"\d{19}")
@@ -281,9 +281,18 @@ class Source:
                 yield Record(line - 1, offset, None, stripped.decode("utf-8", "replace"), f"not valid JSON: {exc}")
                 continue
             if _LONG_NUMBER.search(stripped):  # orjson read an integer past 64 bits as a float
-                value = json.loads(stripped)
+                value = exact_json(stripped, value)
             text = stripped.decode("utf-8")  # orjson has checked it is UTF-8
             if not isinstance(value, dict):
                 yield Record(line - 1, offset, None, text, f"not a JSON object but {type(value).__name__}")
             else:
                 yield Record(line - 1, offset, value, text)
+
+
+def exact_json(text: bytes | str, parsed: Any) -> Any:
+    """``text`` read again by the standard library, which keeps integers past 64 bits; what
+    orjson read (``parsed``) when nesting too deep for it (the record is refused for that)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return parsed

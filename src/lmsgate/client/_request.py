@@ -9,6 +9,7 @@ with a ``Z``. Bodies and answers go through the same pydantic models the server 
 from __future__ import annotations
 
 import base64
+import json
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -209,7 +210,16 @@ def body(model: type[M], value: M | Mapping[str, Any]) -> bytes:
             raise InvalidRequestError(f"{model.__name__}: {_describe(exc)}", list(exc.errors())) from exc
     elif not isinstance(value, model):
         raise InvalidRequestError(f"body: expected {model.__name__} or a dict, got {type(value).__name__}")
-    return orjson.dumps(value.model_dump(mode="json", exclude_unset=True))
+    return _json(value.model_dump(mode="json", exclude_unset=True))
+
+
+def _json(value: Any) -> bytes:
+    """JSON bytes; an integer past 64 bits (JSON allows it, orjson does not) through the
+    standard library, as the server keeps it."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def batch_body(value: LmsBatchUpsertContentRequestDto | Mapping[str, Any]) -> bytes:
@@ -235,7 +245,7 @@ def batch_body(value: LmsBatchUpsertContentRequestDto | Mapping[str, Any]) -> by
         except ValidationError:
             sent.append(item)  # the server names what is wrong with it, in errors[i]
     try:
-        return orjson.dumps({"items": sent})
+        return _json({"items": sent})
     except TypeError as exc:
         raise InvalidRequestError(f"LmsBatchUpsertContentRequestDto: items: {exc}") from exc
 

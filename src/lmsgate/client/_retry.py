@@ -37,10 +37,12 @@ class Retry:
     (each one makes a delivery) or a delete (a repeat answers 404) is sent again only with an
     ``Idempotency-Key``. ``Retry.none()`` turns retrying off.
 
-    ``wait_out_rate_limits``: a 429 is waited out for as long as the server asks, however many
-    times it comes: it neither counts against ``max_retries`` nor ends at ``max_elapsed``.
-    For long jobs (a backfill) that share a key's rate limit with others, where giving up after
-    a few tries would stop work that a slow refill lets through.
+    ``wait_out_rate_limits``: a 429 is waited out however many times it comes, as long as the
+    server asks (at least ``backoff_initial``, at most ``backoff_max`` at a time): neither
+    ``max_retries`` nor ``max_elapsed`` ends it. Other answers and failed connections keep their
+    limits, counted over every retry of the call, the 429s included. For long jobs (a backfill)
+    that share a key's rate limit with others, where giving up after a few tries would stop work
+    that a slow refill lets through.
     """
 
     max_retries: int = 5
@@ -69,8 +71,12 @@ class Retry:
             return None
         if response.status_code == 429 and self.wait_out_rate_limits:
             asked = parse_retry_after(response.headers.get("retry-after"))
-            # without a Retry-After, the backoff stops growing where the last retry's would be
-            return asked if asked is not None else self.backoff(min(retries, max(self.max_retries - 1, 0)))
+            # without a Retry-After, the backoff stops growing where the last retry's would be;
+            # with one, at least backoff_initial (a "0", or a date past, looped without a pause)
+            # and at most backoff_max (a huge one overflowed the sync client's sleep)
+            if asked is None:
+                return self.backoff(min(retries, max(self.max_retries - 1, 0)))
+            return min(max(asked, self.backoff_initial), self.backoff_max)
         if retries >= self.max_retries:
             return None
         asked = parse_retry_after(response.headers.get("retry-after"))

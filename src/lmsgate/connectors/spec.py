@@ -22,7 +22,6 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from lmsgate.errors import BadRequest
-from lmsgate.http._redact import is_sensitive_name
 
 __all__ = [
     "ApiKeyAuth",
@@ -354,6 +353,11 @@ class ConnectorSpec:
         return tuple(f.name for f in self.fields if f.outbound)
 
 
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)(x[-_])?(api[-_]?key|key|apikey|password|passwd|pwd|pass|secret|client[-_]?secret|token|"
+    r"access[-_]?token|auth|authorization|sig|signature|session|sessionid|wstoken)")
+"""Query parameters of a URL setting that hold a credential (``?api_key=…``, ``?wstoken=…``): a
+whole name, so that ``?passage=`` or ``?tokenizer=`` are not taken for one."""
 MIN_NUMBER = 0.001
 """The smallest number setting taken (a rate of one call in 1,000 s)."""
 
@@ -385,7 +389,7 @@ def _coerce(f: ConfigField, raw: Any, where: str) -> Any:
             raise BadRequest(f"{label}: {shown} is not an absolute http(s) URL")
         if parts.username or parts.password:
             raise BadRequest(f"{label}: must not carry credentials; send them under credentials")
-        if any(is_sensitive_name(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        if any(_CREDENTIAL_PARAM.fullmatch(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
             raise BadRequest(f"{label}: must not carry a secret in its query string (it would be shown with "
                              "the account's settings); send it under credentials")
     return raw

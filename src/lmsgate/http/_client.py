@@ -197,6 +197,13 @@ class _Attempt:
         self.response, self.error = response, error
 
 
+def _masked_text(redactor: Redactor, resp: ProviderResponse) -> str:
+    """A provider's text body as shown: masked, then cut to ``RAW_TEXT_LIMIT`` (cut first, a
+    secret across the cut would no longer match). Only its start is masked: a body may be
+    16 MiB, and masking it all (by name, a pair at a time) held the event loop for seconds."""
+    return redactor.unparsed(resp.content[: 4 * RAW_TEXT_LIMIT].decode("utf-8", "replace"))[:RAW_TEXT_LIMIT]
+
+
 class ProviderSession:
     """The provider calls of one unified request: one deadline, one retry budget."""
 
@@ -316,7 +323,7 @@ class ProviderSession:
             raw = {"body": self.redactor.data(parsed)}
         else:
             # masked (by value, and by name: "password=…" in a text error), then cut
-            raw = {"body": self.redactor.unparsed(resp.text)[:RAW_TEXT_LIMIT]} if resp.content else {}
+            raw = {"body": _masked_text(self.redactor, resp)} if resp.content else {}
         return {"status": resp.status, "url": self.redactor.url(resp.url), "raw": raw,
                 "headers": self.redactor.headers(resp.headers.multi_items())}
 
@@ -324,7 +331,7 @@ class ProviderSession:
         try:
             return self.redactor.data(orjson.loads(resp.content)) if resp.content else None
         except orjson.JSONDecodeError:
-            return self.redactor.unparsed(resp.text)[:RAW_TEXT_LIMIT]  # masked, then cut (a cut secret won't match)
+            return _masked_text(self.redactor, resp)
 
     # ------------------------------------------------------------ auth
 

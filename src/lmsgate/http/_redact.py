@@ -69,11 +69,14 @@ _SENSITIVE_WORDS = ("pass", "secret", "token", "key", "authorization", "credenti
 """A word every name :data:`_SENSITIVE_NAME` matches contains (``api_key`` has ``key``)."""
 _KEY_VALUE = re.compile(
     r"""(?<![\w.\-])(?P<q>["']?)(?P<key>[\w.\-]{1,64})(?P=q)(?P<sep>\s*[:=]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s&,;}\]]+)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s&,;}\]?]+)"""
 )
 """A ``key: value`` or ``key=value`` pair in text that is not parsed: JSON cut at a size
 limit, a form, a header line. Tried only at the start of a word, and only on text where a
-secret-sounding name appears at all, so a long body costs one scan."""
+secret-sounding name appears at all, so a long body costs one scan. An unquoted value stops at
+``?`` too, so that in ``https://host/cb?access_token=…`` the scan, going on after each pair,
+meets ``access_token`` (a secret's value goes on past a ``?``: :data:`_REST`)."""
+_REST = re.compile(r"[^\s&,;}\]]*")
 
 
 _AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "digest", "negotiate", "mac", "hoba", "apikey"})
@@ -170,12 +173,10 @@ class Redactor:
         if any(word in lowered for word in _SENSITIVE_WORDS):  # str.find in C; the regex is slower
             out: list[str] = []
             at = 0
-            while (m := _KEY_VALUE.search(value, at)) is not None:
+            while (m := _KEY_VALUE.search(value, at)) is not None:  # each character read once or twice
                 if not is_sensitive_name(m["key"]):
-                    # look inside its value too: "https://host/cb?access_token=…" is one pair
-                    # ("https" and the rest) before it is "access_token" and its value
-                    out.append(value[at:m.start("value")])
-                    at = m.start("value")
+                    out.append(value[at:m.end()])
+                    at = m.end()
                     continue
                 found = m["value"]
                 quote_char = found[:1] if found[:1] in "\"'" else ""
@@ -184,8 +185,10 @@ class Redactor:
                 elif found.lower() in _AUTH_SCHEMES:  # "Authorization: Bearer <token>": the token too
                     following = _NEXT_WORD.match(value, m.end())
                     end = following.end() if following else m.end()
-                else:
+                elif quote_char:
                     end = m.end()
+                else:  # unquoted: up to where it ends, "?" included
+                    end = _REST.match(value, m.end()).end()  # type: ignore[union-attr]  # matches empty
                 out.append(value[at:m.start()])
                 out.append(f"{m['q']}{m['key']}{m['q']}{m['sep']}{quote_char}{MASK}{quote_char}")
                 at = end

@@ -217,7 +217,9 @@ class XapiConnector(Connector):
 
     async def get_user_completion(self, ctx: CallContext, user_id: str, completion_id: str) -> Wire:
         item = m.statement_to_completion(await self._statement(ctx, completion_id), self.mapping)
-        if item is None or item["user_id"] != m.learner(user_id):
+        # both sides as the LRS identifies the learner: an LRS that keeps an mbox's case as sent
+        # (or statements lmsgate wrote before it lowered domains) may answer bob@Example.com
+        if item is None or item["user_id"] is None or m.learner(item["user_id"]) != m.learner(user_id):
             raise NotFound(
                 f"completion {completion_id} of user {user_id} not found on account {ctx.account.id}")
         return item
