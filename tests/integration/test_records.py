@@ -243,6 +243,54 @@ def test_patch_content_changes_only_given_fields(tenant: Tenant) -> None:
     assert tenant.get(f"/unified/lms/content/{cid}").json()["data"]["external_reference"] == CONTENT["external_reference"]
 
 
+def test_a_batch_item_the_store_refuses_fails_alone(tenant: Tenant) -> None:
+    """On PostgreSQL a reference longer than its column (255) refused the whole batch: a 422, and
+    the good items were not stored either."""
+    items = [{"external_reference": "good-b1", "title": "g"}, {"external_reference": "y" * 300},
+             {"external_reference": "good-b2", "categories": [{"name": "c" * 300}]}, {"external_reference": "good-b3"}]
+    resp = tenant.post("/unified/lms/content/batch", json={"items": items})
+    assert resp.status_code == 202, resp.text
+    errors = resp.json()["errors"]
+    refs = {c["external_reference"] for c in tenant.get("/unified/lms/content").json()["data"]}
+    assert {"good-b1", "good-b3"} <= refs and errors[0] == errors[3] == []
+    if tenant.container.engine.dialect.name == "postgresql":  # SQLite keeps text of any length
+        assert any("external_reference (300 characters; at most 255)" in e for e in errors[1])
+        assert errors[2] and len(refs) == 2
+
+
+def test_a_patch_with_the_deprecated_short_description_keeps_the_description(tenant: Tenant) -> None:
+    """short_description is the description "when none is given": a PATCH sending only it
+    overwrote the stored description."""
+    cid = tenant.put("/unified/lms/content", json={"external_reference": "sd-1",
+                                                  "description": "Original long description"}).json()["data"]["id"]
+    assert tenant.patch(f"/unified/lms/content/{cid}", json={"short_description": "teaser"}).status_code == 201
+    assert tenant.get(f"/unified/lms/content/{cid}").json()["data"]["description"] == "Original long description"
+    bare = tenant.put("/unified/lms/content", json={"external_reference": "sd-2"}).json()["data"]["id"]
+    assert tenant.patch(f"/unified/lms/content/{bare}", json={"short_description": "teaser"}).status_code == 201
+    assert tenant.get(f"/unified/lms/content/{bare}").json()["data"]["description"] == "teaser"
+    assert tenant.put("/unified/lms/content", json={"external_reference": "sd-3", "short_description": "s"}).json()
+    assert [c["description"] for c in tenant.get("/unified/lms/content").json()["data"]
+            if c["external_reference"] == "sd-3"] == ["s"]  # an upsert maps it as before
+
+
+def test_renamed_content_stays_in_its_courses(tenant: Tenant) -> None:
+    """Courses name content by reference: a PATCH of the reference dropped the content from its
+    courses, and the next content given the old reference joined them in its place."""
+    a = tenant.put("/unified/lms/content", json={"external_reference": "L-a"}).json()["data"]["id"]
+    b = tenant.put("/unified/lms/content", json={"external_reference": "L-b"}).json()["data"]["id"]
+    course_id = tenant.put("/unified/lms/courses", json={
+        "external_reference": "L-course", "content_external_references": ["L-a", "L-b"]}).json()["data"]["id"]
+    both = tenant.put("/unified/lms/courses", json={  # names the new reference already
+        "external_reference": "L-both", "content_external_references": ["L-a", "L-b", "L-a-v2"]}).json()["data"]["id"]
+    assert tenant.patch(f"/unified/lms/content/{a}", json={"external_reference": "L-a-v2"}).status_code == 201
+    assert tenant.get(f"/unified/lms/courses/{course_id}").json()["data"]["content_ids"] == [a, b]
+    assert tenant.get(f"/unified/lms/courses/{both}").json()["data"]["content_ids"] == [b, a]  # once
+    assert sorted(tenant.get(f"/unified/lms/content/{a}").json()["data"]["course_ids"]) == sorted([course_id, both])
+    x = tenant.put("/unified/lms/content", json={"external_reference": "L-a", "title": "Unrelated"}).json()["data"]["id"]
+    assert tenant.get(f"/unified/lms/content/{x}").json()["data"]["course_ids"] == []
+    assert tenant.get(f"/unified/lms/courses/{course_id}").json()["data"]["content_ids"] == [a, b]
+
+
 def test_a_course_naming_a_content_twice_lists_it_once(tenant: Tenant) -> None:
     """A repeated reference leaked the database's unique-constraint message as a 422."""
     c1 = tenant.put("/unified/lms/content", json={"external_reference": "twice-1"}).json()["data"]["id"]

@@ -194,7 +194,8 @@ class Connector:
         raise self._unsupported("upsert_content")
 
     async def batch_upsert_content(self, ctx: CallContext,
-                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult]:
+                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult | LmsGateError]:
+        """One outcome per item, in order: its result, or the error that refused that item alone."""
         raise self._unsupported("batch_upsert_content")
 
     async def update_content(self, ctx: CallContext, content_id: str,

@@ -50,12 +50,8 @@ class _ContentFields(RequestModel):
         default=None, deprecated=True, description="Deprecated; used as description when none is given."
     )
 
-    @model_validator(mode="after")
-    def _map_short_description(self) -> _ContentFields:
-        short = self.__dict__.get("short_description")  # read without the deprecation warning
-        if self.description is None and short is not None:
-            self.description = short
-        return self
+    def short_description_given(self) -> str | None:
+        return self.__dict__.get("short_description")  # read without the deprecation warning
 
 
 class LmsUpsertContentRequestDto(_ContentFields):
@@ -66,6 +62,16 @@ class LmsUpsertContentRequestDto(_ContentFields):
 
     external_reference: str = Field(min_length=1, examples=["SOFTWARE-ENG-LV1-TRAINING-VIDEO-1"])
     passthrough: FreeForm | None = None
+
+    @model_validator(mode="after")
+    def _map_short_description(self) -> LmsUpsertContentRequestDto:
+        # An upsert replaces the record, so "none given" is this body's. A PATCH compares with
+        # what is stored instead (LocalConnector.update_content): there a short_description
+        # alone once overwrote the description.
+        short = self.short_description_given()
+        if self.description is None and short is not None:
+            self.description = short
+        return self
 
 
 class LmsBatchUpsertContentRequestDto(RequestModel):

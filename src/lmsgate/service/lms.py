@@ -105,7 +105,8 @@ class LmsService:
         return await self.connector(ctx).upsert_content(ctx, body)
 
     async def batch_upsert_content(self, ctx: CallContext,
-                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult]:
+                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult | LmsGateError]:
+        """One outcome per item, in order: its result, or the error the store refused it with."""
         if not items:
             return []
         return await self.connector(ctx).batch_upsert_content(ctx, items)

@@ -531,6 +531,18 @@ class LmsStore:
                     ],
                 )
 
+    def rename_course_content(self, account_id: str, old: str, new: str) -> None:
+        """Content renamed from ``old`` to ``new`` stays in its courses (which name content by
+        reference): renamed alone, it left them, and the next content given ``old`` joined them."""
+        c = t.course_content.c
+        with self.transaction() as conn:
+            key = self.account_key(account_id, conn)
+            already = select(c.course_id).where(c.account_key == key, c.content_external_reference == new)
+            conn.execute(delete(t.course_content).where(
+                c.account_key == key, c.content_external_reference == old, c.course_id.in_(already)))
+            conn.execute(update(t.course_content).where(c.account_key == key, c.content_external_reference == old)
+                         .values(content_external_reference=new))
+
     def course_ids_for_content(self, account_id: str, refs: list[str]) -> dict[str, list[str]]:
         if not refs:
             return {}

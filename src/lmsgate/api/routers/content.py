@@ -13,7 +13,7 @@ from lmsgate.api.deps import Call, lms_call
 from lmsgate.api.writes import write
 from lmsgate.api.errors import describe_validation_errors
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
-from lmsgate.errors import BadRequest
+from lmsgate.errors import BadRequest, LmsGateError
 from lmsgate.schema import (
     BatchResultApiModel,
     ContentPaginated,
@@ -78,7 +78,11 @@ async def batch_upsert_content(request: Request, call: Call = Depends(lms_call))
             LmsUpsertContentRequestDto.model_validate(raw_items[i])
             for i in range(len(raw_items)) if not errors[i]
         ]
-    await call.container.service.batch_upsert_content(call.ctx, valid)
+    results = await call.container.service.batch_upsert_content(call.ctx, valid)
+    stored_at = [i for i in range(len(raw_items)) if not errors[i]]
+    for i, result in zip(stored_at, results):
+        if isinstance(result, LmsGateError):  # the store refused this item alone
+            errors[i].append(result.message)
     failed = sum(1 for e in errors if e)
     message = "Batch operation accepted" if not failed else f"Batch accepted; {failed} item(s) rejected"
     return responses.JSONResponse(

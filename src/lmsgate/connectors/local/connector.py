@@ -481,16 +481,32 @@ class LocalConnector(Connector):
         return self.store.upsert_docs(t.content, acct, docs, ts)
 
     async def batch_upsert_content(self, ctx: CallContext,
-                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult]:
+                                   items: list[LmsUpsertContentRequestDto]) -> list[WriteResult | LmsGateError]:
+        """Every item in one transaction; if the store refuses one (on PostgreSQL, a value longer
+        than its column), each item in a transaction of its own, so that it fails alone: the
+        whole batch, good items included, was lost."""
         acct = ctx.account.id
-
-        results = await _in_one_transaction(self.store, lambda: self._upsert_content(acct, items, _now()))
-        for item, (cid, _) in zip(items, results):
-            ctx.log_raw("PUT", f"local://content/{cid}", body=lambda: item.model_dump(mode="json", exclude_none=True))
-        return [
-            WriteResult(id=cid, remote_id=cid, created=created, external_reference=item.external_reference)
-            for item, (cid, created) in zip(items, results)
-        ]
+        outcomes: list[tuple[str, bool] | LmsGateError]
+        try:
+            outcomes = list(await _in_one_transaction(self.store, lambda: self._upsert_content(acct, items, _now())))
+        except Unprocessable:
+            outcomes = []
+            for item in items:
+                try:
+                    [one] = await _in_one_transaction(self.store, lambda item=item: self._upsert_content(  # type: ignore[misc]
+                        acct, [item], _now()))
+                    outcomes.append(one)
+                except Unprocessable as exc:
+                    outcomes.append(exc)
+        results: list[WriteResult | LmsGateError] = []
+        for item, outcome in zip(items, outcomes):
+            if isinstance(outcome, LmsGateError):
+                results.append(outcome)
+                continue
+            cid, created = outcome
+            ctx.log_raw("PUT", f"local://content/{cid}", body=lambda item=item: item.model_dump(mode="json", exclude_none=True))
+            results.append(WriteResult(id=cid, remote_id=cid, created=created, external_reference=item.external_reference))
+        return results
 
     async def update_content(self, ctx: CallContext, content_id: str, body: LmsCreateContentRequestDto) -> None:
         acct = ctx.account.id
@@ -501,7 +517,11 @@ class LocalConnector(Connector):
                 raise NotFound(f"content {content_id} not found on account {acct}")
             ts = _now()
             values = self._content_values(acct, body, ts, base=row["doc"], only_set=True)
-            if values["external_reference"] != row["external_reference"]:
+            short = body.short_description_given()
+            if short is not None and "description" not in body.model_fields_set and not values["doc"].get("description"):
+                values["doc"]["description"] = short  # the deprecated name, only where no description is kept
+            renamed = values["external_reference"] != row["external_reference"]
+            if renamed:
                 clash = self.store.find_learning_object(acct, values["external_reference"])
                 if clash and clash[1] == "content":
                     raise Conflict(
@@ -510,6 +530,8 @@ class LocalConnector(Connector):
                     )
             values["doc"]["id"] = content_id
             self.store.update_doc(t.content, acct, content_id, values, ts)
+            if renamed:  # its courses keep it: they name content by reference
+                self.store.rename_course_content(acct, row["external_reference"], values["external_reference"])
 
         await _in_one_transaction(self.store, work)
         ctx.log_raw("PATCH", f"local://content/{content_id}", body=lambda: body.model_dump(mode="json", exclude_unset=True))
