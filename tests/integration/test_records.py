@@ -636,3 +636,25 @@ def test_deleting_an_account_while_another_process_writes_to_it(tenant: Tenant, 
         for table in (t.completions, t.users):
             left = conn.execute(select(func.count()).select_from(table).where(table.c.account_key == key)).scalar()
             assert left == 0, table.name
+
+
+def test_a_category_is_one_record_whoever_names_it(tenant: Tenant) -> None:
+    """A later content naming a category with fewer fields wiped its other fields for every
+    content, and each content showed its own stale copy: a rename through one content left the
+    others, and GET /categories/{id}, disagreeing under one id."""
+    first = tenant.put("/unified/lms/content", json={"external_reference": "tx-1", "categories": [
+        {"name": "Hier", "hierarchy": {"value": "primary"}, "language": {"value": "de_DE"}}]}).json()["data"]["id"]
+    (cat,) = tenant.get(f"/unified/lms/content/{first}").json()["data"]["categories"]
+    stamp = tenant.get(f"/unified/lms/categories/{cat['id']}").json()["data"]
+    second = tenant.put("/unified/lms/content", json={"external_reference": "tx-2",
+                                                      "categories": [{"name": "Hier"}]}).json()["data"]["id"]
+    kept = tenant.get(f"/unified/lms/categories/{cat['id']}").json()["data"]
+    assert kept == stamp  # nothing sent changed it: the same record, hierarchy and language kept
+    tenant.put("/unified/lms/content", json={"external_reference": "tx-3",
+                                             "categories": [{"id": cat["id"], "name": "Renamed"}]})
+    for cid in (first, second):
+        (shown,) = tenant.get(f"/unified/lms/content/{cid}").json()["data"]["categories"]
+        assert (shown["id"], shown["name"], shown["hierarchy"]["value"]) == (cat["id"], "Renamed", "primary")
+    assert tenant.get(f"/unified/lms/categories/{cat['id']}").json()["data"]["name"] == "Renamed"
+    listed = tenant.get("/unified/lms/content").json()["data"]
+    assert {c["categories"][0]["name"] for c in listed if c["external_reference"].startswith("tx-")} == {"Renamed"}

@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lmsgate.errors import NotFound, Unprocessable
 from lmsgate.store import tables as t
-from lmsgate.store.bulk import Bulk
+from lmsgate.store.bulk import IN_CHUNK, Bulk
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.db import hold_write_lock, writing
 from lmsgate.store.pagination import Page, PageRequest
@@ -232,9 +232,13 @@ class LmsStore:
         """The row, or None. ``for_update``: inside :meth:`transaction`, for a read-merge-write
         (a PATCH): the row is locked until the commit (SQLite: the database's write lock), so
         that two merges at once do not lose one's fields."""
+        return self.get_where(table, account_id, for_update=for_update, id=record_id, **match)
+
+    def get_where(self, table: Table, account_id: str, *, for_update: bool = False, **match: Any) -> Row | None:
+        """The first row (in id order) whose columns equal ``match``, or None; ``for_update``
+        as in :meth:`get`."""
         with self._read() as conn:
-            q = select(table).where(table.c.account_key == self.account_key(account_id, conn),
-                                    table.c.id == record_id)
+            q = select(table).where(table.c.account_key == self.account_key(account_id, conn)).order_by(table.c.id)
             for column, value in match.items():
                 q = q.where(table.c[column] == value)
             if for_update:
@@ -530,6 +534,20 @@ class LmsStore:
                         for i, r in enumerate(refs)
                     ],
                 )
+
+    def docs_by_id(self, table: Table, account_id: str, ids: Sequence[str]) -> dict[str, Row]:
+        """``{id: doc}`` of the account's rows with these ids."""
+        out: dict[str, Row] = {}
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return out
+        with self._read() as conn:
+            key = self.account_key(account_id, conn)
+            for i in range(0, len(wanted), IN_CHUNK):
+                rows = conn.execute(select(table.c.id, table.c.doc).where(
+                    table.c.account_key == key, table.c.id.in_(wanted[i:i + IN_CHUNK])))
+                out.update({r.id: r.doc for r in rows})
+        return out
 
     def rename_course_content(self, account_id: str, old: str, new: str) -> None:
         """Content renamed from ``old`` to ``new`` stays in its courses (which name content by

@@ -384,22 +384,28 @@ class LocalConnector(Connector):
     def _upsert_taxonomy(self, table: Table, acct: str,
                          items: list[CreateCategoriesApiModel] | list[CreateSkillsApiModel] | None,
                          ts: datetime) -> list[Wire]:
+        """Categories or skills named by a content upsert: one shared record each, by id or else
+        by name. The fields sent change it; those left out keep what is stored (content that
+        names a category with fewer fields, or only its name, wiped its other fields for every
+        content), and a record left as it was is not written (its updated_at kept)."""
         out: list[Wire] = []
         for item in items or []:
             if item.id is None and item.name is None:
                 continue
-            doc = item.model_dump(mode="json", exclude_none=True)
-            doc.setdefault("active", True)
-            key = "id" if item.id is not None else "name"
+            sent = item.model_dump(mode="json", exclude_none=True)
+            existing = (self.store.get(table, acct, item.id, for_update=True) if item.id is not None
+                        else self.store.get_where(table, acct, for_update=True, name=item.name))
+            if existing is not None:
+                doc = {**existing["doc"], **sent, "id": existing["id"]}
+                if doc != existing["doc"]:
+                    values = {"id": existing["id"], "name": doc.get("name"), "doc": doc}
+                    self.store.upsert_docs(table, acct, [values], ts, key="id")
+                out.append({**doc, "remote_id": existing["id"]})
+                continue
+            doc = {"active": True, **sent}
             values = {"id": item.id or new_id(), "name": item.name, "doc": doc}
-            if item.name is None:
-                values.pop("name")
-                existing = self.store.get(table, acct, item.id, for_update=True)
-                if existing:
-                    doc = {**existing["doc"], **doc}
-                    values["doc"] = doc
-            [(rid, _)] = self.store.upsert_docs(table, acct, [values], ts, key=key)
-            out.append({**values["doc"], "id": rid, "remote_id": rid})
+            [(rid, _)] = self.store.upsert_docs(table, acct, [values], ts, key="id" if item.id is not None else "name")
+            out.append({**doc, "id": rid, "remote_id": rid})
         return out
 
     async def get_category(self, ctx: CallContext, category_id: str) -> Wire:
@@ -451,12 +457,24 @@ class LocalConnector(Connector):
 
     def _content_to_wire(self, acct: str, rows: list[dict]) -> list[Wire]:
         courses = self.store.course_ids_for_content(acct, [r["external_reference"] for r in rows])
+        taxonomy = self._current_taxonomy(acct, rows)
         out = []
-        for r in rows:
+        for r, named in zip(rows, taxonomy):
             ids = courses.get(r["external_reference"], [])
-            wire = m.doc_to_wire(r, {"course_ids": ids, "remote_course_ids": ids})
+            wire = m.doc_to_wire(r, {"course_ids": ids, "remote_course_ids": ids, **named})
             out.append({k: v for k, v in wire.items() if not k.startswith("_")})
         return out
+
+    def _current_taxonomy(self, acct: str, rows: list[dict]) -> list[Wire]:
+        """Per row (content or course), its categories and skills as they are now. A record
+        keeps a copy of each as it was when written, which went stale once another upsert or a
+        rename changed the shared one (GET /categories/{id} and the content disagreed)."""
+        current = {name: self.store.docs_by_id(table, acct, [x["id"] for r in rows for x in r["doc"].get(name) or []
+                                                             if isinstance(x, dict) and x.get("id")])
+                   for name, table in (("categories", t.categories), ("skills", t.skills))}
+        return [{name: [{**found[x["id"]], "id": x["id"], "remote_id": x["id"]}
+                        if isinstance(x, dict) and x.get("id") in found else x for x in r["doc"][name]]
+                 for name, found in current.items() if r["doc"].get(name)} for r in rows]
 
     async def upsert_content(self, ctx: CallContext, body: LmsUpsertContentRequestDto) -> WriteResult:
         cid, created = await self._content_upserts.submit((ctx.account.id, body))
@@ -587,8 +605,8 @@ class LocalConnector(Connector):
         contents = self.store.content_ids_for_courses(acct, [r["id"] for r in rows])
         return [
             m.doc_to_wire(r, {"content_ids": contents.get(r["id"], []),
-                              "remote_content_ids": contents.get(r["id"], [])})
-            for r in rows
+                              "remote_content_ids": contents.get(r["id"], []), **named})
+            for r, named in zip(rows, self._current_taxonomy(acct, rows))
         ]
 
     async def get_course(self, ctx: CallContext, course_id: str) -> Wire:
