@@ -658,3 +658,13 @@ def test_a_category_is_one_record_whoever_names_it(tenant: Tenant) -> None:
     assert tenant.get(f"/unified/lms/categories/{cat['id']}").json()["data"]["name"] == "Renamed"
     listed = tenant.get("/unified/lms/content").json()["data"]
     assert {c["categories"][0]["name"] for c in listed if c["external_reference"].startswith("tx-")} == {"Renamed"}
+
+
+def test_the_deprecated_level_is_the_hierarchy(tenant: Tenant) -> None:
+    cid = tenant.put("/unified/lms/content", json={"external_reference": "lvl-1", "categories": [
+        {"name": "Lvl", "level": {"value": "secondary"}}], "skills": [{"name": "Sk", "level": {"value": "primary"}}]}
+    ).json()["data"]["id"]
+    got = tenant.get(f"/unified/lms/content/{cid}").json()["data"]
+    assert got["categories"][0]["hierarchy"]["value"] == "secondary" and got["skills"][0]["hierarchy"]["value"] == "primary"
+    cat = tenant.get(f"/unified/lms/categories/{got['categories'][0]['id']}").json()["data"]
+    assert cat["hierarchy"]["value"] == "secondary"

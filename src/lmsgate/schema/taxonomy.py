@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from lmsgate.schema.common import (
     BoolLike,
     CategoryLevelEnumModel,
@@ -14,7 +16,19 @@ from lmsgate.schema.common import (
 )
 
 
-class CreateCategoriesApiModel(RequestModel):
+class _Leveled(RequestModel):
+    """``level`` is the deprecated name of ``hierarchy``: still taken, and kept as the
+    hierarchy when none is given (it was stored as ``level`` alone)."""
+
+    @model_validator(mode="after")
+    def _map_level(self) -> _Leveled:
+        level = self.__dict__.get("level")
+        if level is not None and self.__dict__.get("hierarchy") is None:
+            self.hierarchy = level  # type: ignore[attr-defined]
+        return self
+
+
+class CreateCategoriesApiModel(_Leveled):
     """A category attached to content on upsert. Matched by ``id``, else by ``name``."""
 
     id: str | None = None
@@ -25,7 +39,7 @@ class CreateCategoriesApiModel(RequestModel):
     unified_custom_fields: FreeForm | None = None
 
 
-class CreateSkillsApiModel(RequestModel):
+class CreateSkillsApiModel(_Leveled):
     """A skill attached to content on upsert. Matched by ``id``, else by ``name``."""
 
     id: str | None = None
