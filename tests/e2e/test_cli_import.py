@@ -755,3 +755,16 @@ def test_a_row_too_long_for_a_url_is_refused_alone(store: Store, tmp_path: Path)
     assert "3 rows, 2 sent, 1 rejected" in result.stderr
     report = (tmp_path / "long.csv.rejected.csv").read_text()
     assert "414" in report and report.splitlines()[1].startswith("3,")
+
+
+def test_header_names_match_whatever_their_case(store: Store, tmp_path: Path) -> None:
+    """"User_ID" (as spreadsheets write it) was refused as an unknown column."""
+    file = tmp_path / "caps.csv"
+    file.write_text("User_ID,Learning_Object_External_Reference,COMPLETED_AT,Result.Value\n"
+                    "u1,c1,2024-01-01T00:00:00Z,Pass\n")
+    result = run(import_args(file, store), store, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert store.count() == 1
+    file.write_text("user_id,USER_ID,learning_object_external_reference\nu1,u2,c1\n")
+    twice = run(import_args(file, store), store, tmp_path)
+    assert twice.returncode == 1 and "two columns for user_id" in twice.stderr, twice.stderr

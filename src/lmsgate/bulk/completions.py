@@ -66,6 +66,8 @@ READ_ONLY: frozenset[str] = frozenset(
 )
 """Fields of an exported completion that an import ignores."""
 
+_BY_LOWER = {name.lower(): name for name in (*FIELDS, *READ_ONLY)}
+"""Field names by their lower-case form: header names are matched whatever their case."""
 _LONG_NUMBER = re.compile(r"\d{19}")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
@@ -149,15 +151,19 @@ class CompletionRows:
             raise ColumnError(f"--column …={absent[0]}: the header has no column {absent[0]!r}")
         unknown = []
         for column in header:
+            named = _BY_LOWER.get(column.lower(), column)  # "User_ID" as Excel users write it
             if column in by_column:
                 field = by_column[column]
-            elif column in FIELDS and column not in mapping:
-                field = column
-            elif column in FIELDS or column in READ_ONLY or not column:
+            elif named in FIELDS and named not in mapping:
+                field = named
+            elif named in FIELDS or named in READ_ONLY or not column:
                 continue  # a field read from another column, or a read-only field of an export
             else:
                 unknown.append(column)
                 continue
+            if any(f == field for f, _, _ in self._columns):
+                raise ColumnError(f"the header has two columns for {field}: "
+                                  f"{next(c for f, c, _ in self._columns if f == field)!r} and {column!r}")
             self._columns.append((field, column, _CONVERT.get(field)))
         if unknown and not ignore_unknown:
             if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
