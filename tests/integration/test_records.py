@@ -668,3 +668,21 @@ def test_the_deprecated_level_is_the_hierarchy(tenant: Tenant) -> None:
     assert got["categories"][0]["hierarchy"]["value"] == "secondary" and got["skills"][0]["hierarchy"]["value"] == "primary"
     cat = tenant.get(f"/unified/lms/categories/{got['categories'][0]['id']}").json()["data"]
     assert cat["hierarchy"]["value"] == "secondary"
+
+
+def test_a_category_named_twice_by_one_content_is_listed_once(tenant: Tenant) -> None:
+    cid = tenant.put("/unified/lms/content", json={"external_reference": "twice-cat", "skills": [
+        {"name": "Sk2", "hierarchy": {"value": "primary"}}, {"name": "Sk2", "hierarchy": {"value": "secondary"}}]}
+    ).json()["data"]["id"]
+    (skill,) = tenant.get(f"/unified/lms/content/{cid}").json()["data"]["skills"]
+    assert skill["hierarchy"]["value"] == "primary"
+
+
+@pytest.mark.parametrize(("path", "method"), [("/unified/lms/content", "PUT"),
+                                              ("/unified/lms/users/u/completions", "POST")])
+@pytest.mark.parametrize(("content_type", "body"), [("text/plain", '{"external_reference": "x"}'),
+                                                    ("application/json", '"a string"')])
+def test_a_body_that_is_no_json_object_says_so(tenant: Tenant, path: str, method: str, content_type: str,
+                                                body: str) -> None:
+    resp = tenant.request(method, path, content=body, headers={"content-type": content_type})
+    assert_stackone_error(resp, 400, "body: must be a JSON object", "application/json")

@@ -38,6 +38,9 @@ def _location(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "body"
 
 
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
 def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
     messages = []
     for err in errors[:10]:
@@ -47,6 +50,10 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
             continue
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
+        if tuple(err.get("loc", ())) == ("body",) and err.get("type") in _NOT_AN_OBJECT:
+            # a body sent as text (text/plain, a form) or a JSON value that is no object: pydantic
+            # says "a valid dictionary or object to extract fields from", which says neither
+            msg = "must be a JSON object, sent with Content-Type: application/json"
         messages.append(f"{_location(tuple(err.get('loc', ())))}: {msg}")
     more = len(errors) - 10
     if more > 0:

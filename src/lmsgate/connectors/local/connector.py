@@ -392,6 +392,8 @@ class LocalConnector(Connector):
         for item in items or []:
             if item.id is None and item.name is None:
                 continue
+            if any(x["id"] == item.id or (item.id is None and x.get("name") == item.name) for x in out):
+                continue  # named twice by one content: listed once, as first given
             sent = item.model_dump(mode="json", exclude_none=True)
             existing = (self.store.get(table, acct, item.id, for_update=True) if item.id is not None
                         else self.store.get_where(table, acct, for_update=True, name=item.name))
