@@ -37,7 +37,8 @@ import orjson
 from pydantic import ValidationError
 
 from lmsgate.api.errors import describe_validation_errors
-from lmsgate.bulk.sources import Format, Record, exact_json
+from lmsgate.bulk.sources import Format, Record
+from lmsgate.jsontext import loads
 from lmsgate.schema import Completion, LmsCreateCompletionRequestDto
 from lmsgate.schema.common import NUL_FREE, shallow_text
 
@@ -68,7 +69,6 @@ READ_ONLY: frozenset[str] = frozenset(
 
 _BY_LOWER = {name.lower(): name for name in (*FIELDS, *READ_ONLY)}
 """Field names by their lower-case form: header names are matched whatever their case."""
-_LONG_NUMBER = re.compile(r"\d{19}")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -93,11 +93,9 @@ def _number(text: str) -> float:
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        value = orjson.loads(text)
+        value = loads(text)  # integers past 64 bits kept whole, as the API keeps them
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
-    if _LONG_NUMBER.search(text):  # orjson reads an integer past 64 bits as a float; the API keeps it
-        value = exact_json(text, value)
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value
@@ -108,8 +106,8 @@ def _source_value(text: str) -> Any:
     other text as it is."""
     if text[:1] in "{[":
         try:
-            return _json_object(text) if text[0] == "{" else exact_json(text, orjson.loads(text))
-        except ValueError:  # orjson's JSONDecodeError, or not an object
+            return loads(text)
+        except ValueError:  # orjson's JSONDecodeError
             pass
     return text
 

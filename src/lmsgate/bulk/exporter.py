@@ -18,10 +18,10 @@ from typing import Any, TextIO
 from lmsgate.bulk.sources import Format
 from lmsgate.client import AsyncClient
 from lmsgate.connectors.base import CallContext, ListResult
+from lmsgate.jsontext import dumps as json_dumps
 from lmsgate.schema import Completion
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import MAX_PAGE_SIZE
-from lmsgate.store.db import json_dumps
 from lmsgate.store.pagination import PageRequest
 
 __all__ = ["CSV_COLUMNS", "export_completions", "remote_pages", "store_pages"]

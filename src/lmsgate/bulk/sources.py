@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import json
-import re
 from collections.abc import Iterator
 from itertools import chain, islice
 from dataclasses import dataclass
@@ -19,10 +17,11 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["Chunk", "Format", "Record", "Source", "SourceError", "exact_json"]
+from lmsgate.jsontext import loads
+
+__all__ = ["Chunk", "Format", "Record", "Source", "SourceError"]
 
 _BOM = b"\xef\xbb\xbf"
-_LONG_NUMBER = re.compile(rb"\d{19}")
 _MAX_FIELD = 64 << 20
 """The longest CSV value read (64 MiB). Python's csv module stops at 128 KiB by default, and an
 export of values that the API took (a long ``passthrough``, say) could not be imported back."""
@@ -276,23 +275,13 @@ class Source:
             if not stripped:
                 continue
             try:
-                value = orjson.loads(stripped)
+                value = loads(stripped)  # integers past 64 bits kept whole, as the API keeps them
             except orjson.JSONDecodeError as exc:
                 yield Record(line - 1, offset, None, stripped.decode("utf-8", "replace"), f"not valid JSON: {exc}")
                 continue
-            if _LONG_NUMBER.search(stripped):  # orjson read an integer past 64 bits as a float
-                value = exact_json(stripped, value)
             text = stripped.decode("utf-8")  # orjson has checked it is UTF-8
             if not isinstance(value, dict):
                 yield Record(line - 1, offset, None, text, f"not a JSON object but {type(value).__name__}")
             else:
                 yield Record(line - 1, offset, value, text)
 
-
-def exact_json(text: bytes | str, parsed: Any) -> Any:
-    """``text`` read again by the standard library, which keeps integers past 64 bits; what
-    orjson read (``parsed``) when nesting too deep for it (the record is refused for that)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        return parsed

@@ -9,7 +9,6 @@ with a ``Z``. Bodies and answers go through the same pydantic models the server 
 from __future__ import annotations
 
 import base64
-import json
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lmsgate import __version__
 from lmsgate.client._exceptions import InvalidRequestError, ResponseValidationError, error_class
+from lmsgate.jsontext import dumps
 from lmsgate.schema import ERROR_MODELS, BadRequestResponse, ProviderError
 from lmsgate.schema.content import (
     MAX_BATCH_ITEMS,
@@ -214,12 +214,8 @@ def body(model: type[M], value: M | Mapping[str, Any]) -> bytes:
 
 
 def _json(value: Any) -> bytes:
-    """JSON bytes; an integer past 64 bits (JSON allows it, orjson does not) through the
-    standard library, as the server keeps it."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON bytes, an integer past 64 bits included (the server keeps it)."""
+    return dumps(value).encode()
 
 
 def batch_body(value: LmsBatchUpsertContentRequestDto | Mapping[str, Any]) -> bytes:

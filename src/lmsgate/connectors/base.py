@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from lmsgate.connectors.spec import ConnectorSpec
 from lmsgate.errors import LmsGateError, NotImplementedByProvider
+from lmsgate.jsontext import loads as json_loads
 from lmsgate.schema import (
     LmsCreateAssignmentRequestDto,
     LmsCreateCompletionRequestDto,
@@ -25,7 +26,6 @@ from lmsgate.schema import (
     LmsUpsertCourseRequestDto,
     LmsUpsertUserRequestDto,
 )
-from lmsgate.store.db import json_loads
 from lmsgate.store.pagination import PageRequest
 from lmsgate.store.tenancy import Account
 

@@ -45,7 +45,8 @@ from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError
 
-from lmsgate.store.db import JSON_CODEC, json_dumps
+from lmsgate.jsontext import dumps as json_dumps
+from lmsgate.store.db import JSON_CODEC
 from lmsgate.store.tables import UtcDateTime
 
 BATCH_FROM = 32

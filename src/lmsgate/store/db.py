@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -14,44 +13,24 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, DefaultClause, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
+
+from lmsgate.jsontext import dumps, loads
 
 try:
     import fcntl
 except ImportError:  # Windows: processes fall back on SQLite's own wait
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SchemaTooNew", "create_db_engine", "hold_write_lock", "json_dumps", "json_loads", "lock_file_beside",
+__all__ = ["SchemaTooNew", "create_db_engine", "hold_write_lock", "lock_file_beside",
            "normalise_url", "one_process_at_a_time", "upgrade", "write_lock", "writing"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
-def json_dumps(value: object) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits, which JSON itself allows
-        return json.dumps(value)
-
-
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
-
-
-def json_loads(text: str | bytes) -> Any:
-    # orjson reads integers beyond 64 bits as floats, losing digits; the standard library
-    # keeps them. Such numbers are rare, so only text with 19+ digits in a row pays for it.
-    # (SQLite hands over str, psycopg bytes.)
-    pattern = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
-    if pattern.search(text):  # type: ignore[arg-type]
-        return json.loads(text)
-    return orjson.loads(text)
-
-
-JSON_CODEC = {"json_serializer": json_dumps, "json_deserializer": json_loads}
+JSON_CODEC = {"json_serializer": dumps, "json_deserializer": loads}
 """JSON columns go through orjson (listing a page decodes a few hundred of them), falling back
 to the standard library for what orjson refuses."""
 
