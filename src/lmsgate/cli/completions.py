@@ -143,9 +143,9 @@ def _not_the_input(file: Path, **outputs: Path | None) -> None:
             fail(f"--{option} {path}: is a directory", "Name a file.", code=USAGE)
         where = path.expanduser().resolve()
         if where in seen:
-            fail(f"--{option} {path}: is {seen[where] if seen[where] == 'FILE' else '--' + seen[where]}'s file too; "
-                 "lmsgate writes it, and would destroy what is there", "Name another file.", code=USAGE)
-        seen[where] = option
+            fail(f"--{option} {path}: is {seen[where]}'s file too; lmsgate writes it, and would destroy "
+                 "what is there", "Name another file.", code=USAGE)
+        seen[where] = f"--{option}"
 
 
 def _in_existing_directory(path: Path | None, option: str) -> None:
