@@ -181,3 +181,29 @@ def test_rows_are_stamped_when_stored_not_when_built(tenant: Tenant) -> None:
         stored = datetime.fromisoformat(got["updated_at"].replace("Z", "+00:00"))
         assert stored >= before_write.replace(microsecond=before_write.microsecond // 1000 * 1000)
         assert got["created_at"] == got["updated_at"]
+
+
+def test_one_write_for_two_accounts_keeps_them_apart(tenant: Tenant, other_tenant: Tenant) -> None:
+    """Concurrent posts of several accounts share one transaction (group commit): the store's
+    write must keep each account's learners, repeats and ids to itself, and sorting rows by
+    learner for the index must not change which repeat wins."""
+    store, connector = tenant.container.store, tenant.container.service
+    ours = CallContext(account=tenant.container.tenancy.get_account(tenant.account_id))
+    theirs = CallContext(account=tenant.container.tenancy.get_account(other_tenant.account_id))
+    body = LmsCreateCompletionRequestDto.model_validate(SEED_COMPLETION)
+    twin = LmsCreateCompletionRequestDto.model_validate({**SEED_COMPLETION, "time_spent": "PT7H"})
+    def rows() -> list[tuple[Any, ...]]:  # new ids each time, as each post makes
+        return [*connector.completion_row_builder(ours)([("zed", body), ("amy", body), ("zed", twin)]),
+                *connector.completion_row_builder(theirs)([("zed", twin), ("amy", body), ("zed", body)])]
+
+    written = store.insert_bound(t.completions, rows())
+    assert [created for _, created in written] == [True, True, False, True, True, False]
+    assert written[2][0] == written[0][0] and written[5][0] == written[3][0]  # repeats answer the first
+    assert len({rid for rid, _ in written}) == 4
+    for who, spent in ((tenant, "PT1H30M45S"), (other_tenant, "PT7H")):  # the first of each pair was kept
+        got = who.get("/unified/lms/users/zed/completions").json()["data"]
+        assert [c["time_spent"] for c in got] == [spent]
+        assert who.get("/unified/lms/users/amy").status_code == 200  # learners made in each account
+    assert store.count(t.completions, tenant.account_id) == store.count(t.completions, other_tenant.account_id) == 2
+    again = store.insert_bound(t.completions, rows())  # all stored already: the same ids, none new
+    assert [rid for rid, _ in again] == [rid for rid, _ in written] and not any(c for _, c in again)

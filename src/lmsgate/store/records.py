@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import wraps
 from itertools import groupby
+from operator import itemgetter
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, UniqueConstraint, bindparam, delete, func, select, text, update
@@ -129,9 +130,10 @@ class LmsStore:
         self._dialect = engine.dialect.name
         self._local = threading.local()
         self._bulk = Bulk(engine.dialect)
-        self._learners: dict[tuple[int, str], None] = {}
-        """Learners known to be stored, by ``(account_key, id)``: added only once a transaction
-        that created or found them has committed; emptied when it reaches ``learner_cache``."""
+        self._learners: dict[int, set[str]] = {}
+        """Ids of learners known to be stored, by account key: added only once a transaction
+        that created or found them has committed; emptied when it holds ``learner_cache``."""
+        self._learners_held = 0
         self._keys: dict[str, tuple[int, float]] = {}
 
     # ---------------------------------------------------------------- accounts
@@ -318,19 +320,31 @@ class LmsStore:
             values = self._stamped(table, values, col)
             self._ensure_learners(conn, values, acct_at, col["user_id"])
             values = self._with_learning_objects(conn, table, values, col)
-            firsts: dict[tuple[int, str], tuple[Any, ...]] = {}
-            for v in values:
-                firsts.setdefault((v[acct_at], v[key_at]), v)
-            inserted = self._bulk.insert_bound(conn, table, list(firsts.values()), ("account_key", "dedupe_key"))
-            if inserted == len(firsts):
-                ids = {key: v[id_at] for key, v in firsts.items()}
-            else:
-                ids = self._ids_by_dedupe_key(conn, table, list(firsts))
-        out = []
-        for v in values:
-            rid = ids[(v[acct_at], v[key_at])]
-            out.append((rid, rid == v[id_at]))
-        return out
+            # Per row, only what runs in C: an import writes 20,000 rows a transaction, and
+            # this process's Python per row is what it waits for (see docs/operations.md).
+            keys = list(map(itemgetter(acct_at, key_at), values))
+            firsts = dict(zip(reversed(keys), reversed(values)))  # the first row of a key wins
+            inserted = self._bulk.insert_bound(conn, table, self._in_index_order(firsts.values(), col),
+                                               ("account_key", "dedupe_key"))
+            found = None if inserted == len(firsts) else self._ids_by_dedupe_key(conn, table, list(firsts))
+        if found is None and len(firsts) == len(values):  # all new, none twice: the usual import batch
+            return [(rid, True) for rid in map(itemgetter(id_at), values)]
+        ids = found if found is not None else {key: v[id_at] for key, v in firsts.items()}
+        return [(rid, rid == v[id_at]) for rid, v in zip(map(ids.__getitem__, keys), values)]
+
+    @staticmethod
+    def _in_index_order(rows: Iterable[tuple[Any, ...]], col: dict[str, int]) -> list[tuple[Any, ...]]:
+        """``rows`` sorted by learner, when the table has one (completions, assignments).
+
+        Their index by learner takes its inserts all over: a big write, in file order, sent
+        each row to a page of that index that the page cache had mostly dropped since the
+        row before. Sorted, each page is read and changed once for all its rows. Bare inserts
+        of 1,000,000 prepared rows, 20,000 per transaction, 16 MiB cache: 67,186-68,864 rows/s
+        in file order, 74,304-76,573 sorted (as a 64 MiB cache gave unsorted, 77,186), for
+        about 10 ms of sorting per 20,000 rows. The rows are distinct by dedupe key here, so
+        the order decides nothing but where each lands; outcomes are found by key."""
+        at = col.get("user_id")
+        return list(rows) if at is None else sorted(rows, key=itemgetter(at))
 
     def _stamped(self, table: Table, values: list[tuple[Any, ...]], col: dict[str, int]) -> list[tuple[Any, ...]]:
         """``values`` with ``created_at`` and ``updated_at`` set to now, the time they are stored.
@@ -356,10 +370,16 @@ class LmsStore:
         sixth of its time. Learners are deleted only with their account, whose id is never
         used again, so a learner once stored stays stored."""
         cache = self._learners
-        learners: dict[int, set[str]] = {}
-        for v in values:
-            if (v[acct_at], v[user_at]) not in cache:
-                learners.setdefault(v[acct_at], set()).add(v[user_at])
+        accounts = set(map(itemgetter(acct_at), values))
+        if len(accounts) == 1:  # an import's batch: one account, set operations in C
+            account_key = next(iter(accounts))
+            unknown = set(map(itemgetter(user_at), values)).difference(cache.get(account_key, ()))
+            learners = {account_key: unknown} if unknown else {}
+        else:
+            learners = {}
+            for v in values:
+                if v[user_at] not in cache.get(v[acct_at], ()):
+                    learners.setdefault(v[acct_at], set()).add(v[user_at])
         if not learners:
             return
         self._local.on_commit.append(lambda: self._remember_learners(learners))
@@ -378,10 +398,12 @@ class LmsStore:
 
     def _remember_learners(self, learners: dict[int, set[str]]) -> None:
         cache = self._learners
-        if len(cache) >= self.learner_cache:
+        if self._learners_held >= self.learner_cache:
             cache.clear()
+            self._learners_held = 0
         for account_key, users in learners.items():
-            cache.update(dict.fromkeys((account_key, u) for u in users))
+            cache.setdefault(account_key, set()).update(users)
+            self._learners_held += len(users)
 
     def _ids_by_dedupe_key(self, conn: Connection, table: Table,
                            keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
@@ -401,9 +423,15 @@ class LmsStore:
         id_at, type_at = col["learning_object_id"], col["learning_object_type"]
         no_type = self._bulk.bind_one(table, "learning_object_type", None)
         wanted: dict[int, set[str]] = {}
-        for v in values:
-            if v[type_at] == no_type:
-                wanted.setdefault(v[acct_at], set()).add(v[ref_at])
+        accounts = set(map(itemgetter(acct_at), values))
+        if len(accounts) == 1:  # an import's batch
+            refs = {v[ref_at] for v in values if v[type_at] == no_type}
+            if refs:
+                wanted[next(iter(accounts))] = refs
+        else:
+            for v in values:
+                if v[type_at] == no_type:
+                    wanted.setdefault(v[acct_at], set()).add(v[ref_at])
         if not wanted:
             return values
         found = {acct: self._learning_objects(conn, acct, refs) for acct, refs in wanted.items()}
