@@ -29,7 +29,11 @@ LINES = [
     'u9,c9,crlf\r\n',
     'u10,"c10",\xe9t\xe9\n',
     '"u11\n',
+    'u12,c12,line\u2028separator\n',
+    'u13,c13,form\x0cfeed\x1cand\x85more\n',
+    'u14,c\r14,lone carriage return\n',
 ]
+NOT_UTF8 = b'u15,c15,caf\xe9 in Latin-1\n'
 
 
 def _read_whole(source: Source) -> list[tuple[object, ...]]:
@@ -59,6 +63,33 @@ def test_chunks_read_like_the_whole_file(lines: list[str], size: int, last_newli
         path.write_bytes(text.encode())
         source = Source(path, Format.CSV)
         assert _read_chunked(source, size) == _read_whole(source)
+
+
+def _read_chunks_whole(source: Source, size: int) -> list[tuple[object, ...]]:
+    """As a worker reads: each chunk in one go (:meth:`Source.chunk_records`)."""
+    out: list[tuple[object, ...]] = []
+    for c in source.chunks(*source.start, size):
+        for r in source.chunk_records(c):
+            assert r.end == c.end
+            out.append((r.line, r.values, r.raw, r.problem))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.sampled_from([*LINES, NOT_UTF8]), max_size=30), size=st.integers(1, 6),
+       last_newline=st.booleans())
+def test_a_chunk_read_in_one_go_gives_the_records_read_line_by_line(
+        lines: list[str | bytes], size: int, last_newline: bool) -> None:
+    data = b"user_id,learning_object_external_reference,note\n" + b"".join(
+        line if isinstance(line, bytes) else line.encode() for line in lines)
+    if not last_newline:
+        data = data.rstrip(b"\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.csv"
+        path.write_bytes(data)
+        source = Source(path, Format.CSV)
+        whole = [(line, values, raw, problem) for line, _, values, raw, problem in _read_whole(source)]
+        assert _read_chunks_whole(source, size) == whole
 
 
 @settings(max_examples=100, deadline=None)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 from collections import deque
@@ -107,13 +109,32 @@ def _read(chunk: Chunk) -> Batch:
     """One chunk, read and validated (and built into rows), in a worker."""
     job = _job
     assert job is not None, "worker not started"
-    records = job.source.records(chunk.offset, chunk.line, until=chunk.end)
+    records = job.source.chunk_records(chunk)
     batch = next(batches(records, job.rows.convert, 1 << 62, chunk.offset, chunk.line), None) or Batch()
     batch.end, batch.next_line = chunk.end, chunk.next_line  # blank lines at its end included
     if job.build is not None and batch.items:
-        batch.items = job.build(batch.items)
+        batch.items = _flat_pickle(job.build(batch.items))
     elif job.build is None:
         batch.items = [None] * len(batch.items)  # validated; a dry run needs nothing more
+    return batch
+
+
+def _flat_pickle(rows: Any) -> bytes:
+    """Built rows, pickled without a memo: they are flat tuples of plain values, with nothing
+    shared worth a reference, and the memo's bookkeeping was half the cost of pickling them
+    (5,000 completion rows: 0.35 µs a row against 0.78). The importing process unpickles them
+    in :func:`read_in_workers`."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo; safe because rows never refer to themselves
+    pickler.dump(rows)
+    return out.getvalue()
+
+
+def _unpickled(job: WorkerJob, batch: Batch) -> Batch:
+    """A worker's batch with its rows unpickled (see :func:`_flat_pickle`)."""
+    if job.build is not None and isinstance(batch.items, bytes):
+        batch.items = pickle.loads(batch.items)
     return batch
 
 
@@ -135,9 +156,9 @@ async def read_in_workers(job: WorkerJob, chunks: Iterator[Chunk], workers: int,
         for chunk in chunks:
             pending.append(loop.run_in_executor(pool, _read, chunk))
             if len(pending) >= ahead:
-                yield await pending.popleft()
+                yield _unpickled(job, await pending.popleft())
         while pending:
-            yield await pending.popleft()
+            yield _unpickled(job, await pending.popleft())
     finally:
         for f in pending:
             f.cancel()

@@ -191,6 +191,58 @@ class Source:
                 if record.end == until:
                     return
 
+    def chunk_records(self, chunk: Chunk) -> Iterator[Record]:
+        """The records of ``chunk``, as :meth:`records` gives them, except that every record's
+        ``end`` is the chunk's: what a worker process reads, where only a whole chunk's end is
+        a place to resume from.
+
+        A CSV chunk is read and decoded in one go, and the csv module takes its lines from a
+        list, not one ``readline`` and decode at a time through Python: the 100,000 rows of
+        the import benchmark's file, in chunks of 5,000, took 1.50-1.58 µs a record against
+        1.91-2.02 µs. A chunk that is not valid UTF-8 is read line by line, as :meth:`records`
+        reads it, to tell which lines."""
+        text = None
+        if self.format is Format.CSV and self._body_start <= chunk.offset < chunk.end:
+            with self.path.open("rb") as f:
+                f.seek(chunk.offset)
+                data = f.read(chunk.end - chunk.offset)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        if text is None:
+            for record in self.records(chunk.offset, chunk.line, until=chunk.end):
+                yield Record(record.line, chunk.end, record.values, record.raw, record.problem)
+            return
+        parts = text.split("\n")  # lines as readline cuts them: at LF only, each keeping it
+        lines = [part + "\n" for part in parts[:-1]]
+        if parts[-1]:
+            lines.append(parts[-1])
+        assert self.header is not None
+        header, end = self.header, chunk.end
+        width = len(header)
+        reader = csv.reader(lines, **_STRICT)
+        done = 0  # lines of the chunk before the record being read
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raw = "".join(lines[done:reader.line_num]).rstrip("\r\n")
+                yield Record(chunk.line + done, end, None, raw, f"not valid CSV: {_csv_problem(exc)}")
+                done = reader.line_num
+                continue
+            start, taken = chunk.line + done, reader.line_num
+            raw = (lines[done] if taken == done + 1 else "".join(lines[done:taken])).rstrip("\r\n")
+            done = taken
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if len(row) != width:
+                yield Record(start, end, None, raw, f"has {len(row)} fields where the header has {width}")
+            else:
+                yield Record(start, end, dict(zip(header, row)), raw)
+
     def chunks(self, offset: int, line: int, size: int) -> Iterator[Chunk]:
         """The file from ``offset`` (a record boundary, at line ``line``) cut into pieces of
         about ``size`` lines, each ending where a record ends, so that each can be read on its
