@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import gc
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import aclosing, contextmanager
+from contextlib import ExitStack, aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from lmsgate.bulk.batches import Batch, batches
 from lmsgate.bulk.checkpoint import Checkpoint, Position
 from lmsgate.bulk.completions import CompletionRows, Refused
-from lmsgate.bulk.parallel import WorkerJob, read_in_workers
+from lmsgate.bulk.parallel import WorkerJob, WorkerPool, read_in_workers
 from lmsgate.bulk.sinks import Outcome, Sink, first_error
 from lmsgate.bulk.sources import Source
 
@@ -144,12 +144,14 @@ class ImportJob:
 
     ``workers``: processes that read, validate and build rows beside the writes (see
     :mod:`lmsgate.bulk.parallel`); 0 does everything in this process. Used only when the
-    sink can take rows built elsewhere (lmsgate's own store), or in a dry run.
+    sink can take rows built elsewhere (lmsgate's own store), or in a dry run. ``pool``: those
+    workers, started already by the caller (who closes them); else they start with the read.
     """
 
     def __init__(self, source: Source, rows: CompletionRows, sink: Sink | None, report: RejectReport, *,
                  batch_size: int = 5000, checkpoint: Checkpoint | None = None,
-                 progress: Callable[[int, Totals], None] | None = None, workers: int = 0) -> None:
+                 progress: Callable[[int, Totals], None] | None = None, workers: int = 0,
+                 pool: WorkerPool | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.source = source
@@ -161,6 +163,9 @@ class ImportJob:
         self.progress = progress
         self.build = sink.row_builder() if sink is not None and workers > 0 else None
         self.workers = workers if sink is None or self.build is not None else 0
+        self.pool = pool if self.workers else None
+        """Workers started already (:class:`WorkerPool`, closed by its owner); None to start
+        ``workers`` of them when the read begins."""
         self.stop = False
         """Set (by a signal handler, say) to stop once the write under way is stored and its
         position saved; :meth:`run` then raises ``KeyboardInterrupt``. Interrupted in the
@@ -260,9 +265,11 @@ class ImportJob:
             # Enough chunks ahead to keep the workers busy through a whole write.
             per_write = self.sink.rows_per_write if self.sink is not None else self.batch_size
             ahead = self.workers + 1 + -(-per_write // self.batch_size)
-            async with aclosing(read_in_workers(job, chunks, self.workers, ahead)) as read:
-                async for batch in read:
-                    yield batch
+            with ExitStack() as stack:
+                pool = self.pool if self.pool is not None else stack.enter_context(WorkerPool(self.workers))
+                async with aclosing(read_in_workers(job, chunks, pool, ahead)) as read:
+                    async for batch in read:
+                        yield batch
             return
         found = batches(self.source.records(offset, line), self.rows.convert, self.batch_size, offset, line)
         beside = self.sink is not None and self.sink.reads_beside

@@ -34,13 +34,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Self
 
 from lmsgate.bulk.batches import Batch, batches
 from lmsgate.bulk.completions import CompletionRows
 from lmsgate.bulk.sources import Chunk, Source
 
-__all__ = ["MIN_FILE_BYTES", "WorkerJob", "default_workers", "read_in_workers"]
+__all__ = ["MIN_FILE_BYTES", "WorkerJob", "WorkerPool", "default_workers", "read_in_workers"]
 
 MIN_FILE_BYTES = 4_000_000
 """Files smaller than this (about 50,000 rows) are read in the importing process: starting
@@ -68,7 +68,7 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What every worker needs, sent to each once when it starts."""
+    """What a worker needs to read a chunk, sent with each one (about a kilobyte)."""
 
     source: Source
     rows: CompletionRows
@@ -77,11 +77,8 @@ class WorkerJob:
     chunk's valid items; None to send the items themselves (a dry run only needs counts)."""
 
 
-_job: WorkerJob | None = None
-
-
-def _start(job: WorkerJob, importer: Connection) -> None:
-    """Set a new worker up: the job, Ctrl-C ignored, the collector mostly out of the way (see
+def _start(importer: Connection) -> None:
+    """Set a new worker up: Ctrl-C ignored, the collector mostly out of the way (see
     :func:`~lmsgate.bulk.importer.fewer_collections`), and a watch on the importing process.
 
     ``importer`` is the reading end of a pipe whose only writing end the importing process
@@ -89,8 +86,6 @@ def _start(job: WorkerJob, importer: Connection) -> None:
     work forever: they hold both ends of their work queue themselves, so its closing never
     shows. When the importer dies, its end of this pipe closes, the read below ends, and the
     worker exits."""
-    global _job
-    _job = job
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
@@ -105,10 +100,42 @@ def _start(job: WorkerJob, importer: Connection) -> None:
     threading.Thread(target=watch, name="importer-watch", daemon=True).start()
 
 
-def _read(chunk: Chunk) -> Batch:
+def _ready() -> None:
+    """A worker's first call: it only makes the pool start the process."""
+
+
+class WorkerPool:
+    """Worker processes, started as soon as an import knows it will want them.
+
+    A worker takes about half a second to start (a new interpreter that imports lmsgate's
+    models). Started before the importing process opens the store and looks the account up,
+    it is ready by the time the first chunk is; started afterwards, the import waited for it.
+    Close it (or use it as a context manager) whatever happens; a pool the import turns out
+    not to need (a connector that takes no built rows) is closed unused."""
+
+    def __init__(self, workers: int) -> None:
+        context = _context()
+        self.size = workers
+        self._watched, self._alive = context.Pipe(duplex=False)
+        self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
+                                            initargs=(self._watched,))
+        for _ in range(workers):  # the executor starts one process per call waiting, up to its size
+            self.executor.submit(_ready)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self._alive.close()
+        self._watched.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read(job: WorkerJob, chunk: Chunk) -> Batch:
     """One chunk, read and validated (and built into rows), in a worker."""
-    job = _job
-    assert job is not None, "worker not started"
     records = job.source.chunk_records(chunk)
     batch = next(batches(records, job.rows.convert, 1 << 62, chunk.offset, chunk.line), None) or Batch()
     batch.end, batch.next_line = chunk.end, chunk.next_line  # blank lines at its end included
@@ -142,19 +169,16 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-async def read_in_workers(job: WorkerJob, chunks: Iterator[Chunk], workers: int,
+async def read_in_workers(job: WorkerJob, chunks: Iterator[Chunk], pool: WorkerPool,
                           ahead: int) -> AsyncIterator[Batch]:
-    """The batches of ``chunks``, in order, read by ``workers`` processes, at most ``ahead``
+    """The batches of ``chunks``, in order, read by the ``pool``'s processes, at most ``ahead``
     chunks ahead of the consumer, so memory stays flat however big the file. While the
     consumer writes, the workers go on until they are that far ahead."""
     loop = asyncio.get_running_loop()
-    context = _context()
-    watched, alive = context.Pipe(duplex=False)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(job, watched))
     pending: deque[asyncio.Future[Batch]] = deque()
     try:
         for chunk in chunks:
-            pending.append(loop.run_in_executor(pool, _read, chunk))
+            pending.append(loop.run_in_executor(pool.executor, _read, job, chunk))
             if len(pending) >= ahead:
                 yield _unpickled(job, await pending.popleft())
         while pending:
@@ -162,7 +186,3 @@ async def read_in_workers(job: WorkerJob, chunks: Iterator[Chunk], workers: int,
     finally:
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-        alive.close()
-        watched.close()
-

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO, TypeVar
 
@@ -39,7 +39,10 @@ from lmsgate.cli.common import (
 
 if TYPE_CHECKING:
     from lmsgate.bootstrap import Container
+    from lmsgate.bulk.completions import CompletionRows
     from lmsgate.bulk.importer import ImportJob, Totals
+    from lmsgate.bulk.parallel import WorkerPool
+    from lmsgate.bulk.sources import Source
     from lmsgate.client import AsyncClient
 
 T = TypeVar("T")
@@ -271,10 +274,8 @@ def import_(
     server_url: ServerUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    from lmsgate.bulk.checkpoint import Checkpoint, fingerprint
-    from lmsgate.bulk.completions import ColumnError, CompletionRows, Refused
-    from lmsgate.bulk.importer import ImportJob, RejectReport
-    from lmsgate.bulk.parallel import MIN_FILE_BYTES, default_workers
+    from lmsgate.bulk.completions import ColumnError, CompletionRows
+    from lmsgate.bulk.parallel import MIN_FILE_BYTES, WorkerPool, default_workers
     from lmsgate.bulk.sources import Format, Source, SourceError
 
     try:
@@ -291,6 +292,23 @@ def import_(
     _in_existing_directory(report, "--report")
     _in_existing_directory(state, "--state")
     _not_the_input(file, report=report, state=state)
+    if workers is None:
+        workers = default_workers() if source.size >= MIN_FILE_BYTES else 0
+    # Workers start now, while the store opens; a remote import does not use them.
+    with WorkerPool(workers) if workers and not (server_url and not dry_run) else nullcontext() as pool:
+        _import(file, source, rows, dry_run=dry_run, report=report, state=state, restart=restart,
+                batch_size=batch_size, workers=workers, pool=pool, concurrency=concurrency, progress=progress,
+                database_url=database_url, account_id=account_id, server_url=server_url, api_key=api_key)
+
+
+def _import(file: Path, source: Source, rows: CompletionRows, *, dry_run: bool, report: Path | None,
+            state: Path | None, restart: bool, batch_size: int, workers: int, pool: WorkerPool | None,
+            concurrency: int, progress: bool | None, database_url: str | None, account_id: str | None,
+            server_url: str | None, api_key: str | None) -> None:
+    """The import once its file and columns are known to be readable."""
+    from lmsgate.bulk.checkpoint import Checkpoint, fingerprint
+    from lmsgate.bulk.completions import Refused
+    from lmsgate.bulk.importer import ImportJob, RejectReport
 
     sink: Any = None
     client: Any = None
@@ -343,10 +361,8 @@ def import_(
     show = progress if progress is not None else console.is_terminal
     rows_before = start.counts.get("rows", 0) if start else 0
     feedback = _Feedback(source.size, start.offset if start else 0, rows_before, show and not dry_run)
-    if workers is None:
-        workers = default_workers() if source.size >= MIN_FILE_BYTES else 0
     job = ImportJob(source, rows, sink, rejects, batch_size=batch_size, checkpoint=checkpoint,
-                    progress=feedback.update, workers=workers)
+                    progress=feedback.update, workers=workers, pool=pool)
 
     began = time.monotonic()
     try:
