@@ -291,6 +291,22 @@ def _read_pty(fd: int, proc: subprocess.Popen[bytes]) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+def test_workers_started_for_an_import_that_cannot_begin_are_stopped(store: Store, tmp_path: Path) -> None:
+    """Workers start while the store opens, before the account is known: an import that then
+    fails (no such account) must stop them, and say so in one line."""
+    file = write_csv(tmp_path / "few.csv", 10)
+    proc = start(["completions", "import", str(file), "--account-id", "no-such-account", "--workers", "2"],
+                 store, tmp_path)
+    helpers: set[int] = set()
+    while proc.poll() is None:
+        helpers |= _descendants(proc.pid)
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "no linked account 'no-such-account'" in err and "Traceback" not in err
+    assert helpers, "no worker had started"
+    assert _gone(helpers, within=10), "worker processes outlived the import"
+
+
 def test_the_progress_bar_shows_on_a_terminal_and_not_when_piped(store: Store, tmp_path: Path) -> None:
     file = write_csv(tmp_path / "tty.csv", 20_000)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
