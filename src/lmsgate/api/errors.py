@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,45 +19,9 @@ from starlette.routing import Match
 from lmsgate.api.responses import JSONResponse, error_body
 from lmsgate.errors import LmsGateError
 from lmsgate.schema.common import too_deep_message
+from lmsgate.schema.messages import describe_validation_errors
 
 log = logging.getLogger("lmsgate.api")
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("function-after", "function-before", "function-plain", "function-wrap"):
-            continue
-        elif isinstance(item, str) and ("[" in item or item.startswith(("function-", "json-or-python"))):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "body"
-
-
-_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
-
-
-def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
-    messages = []
-    for err in errors[:10]:
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "json_invalid":
-            messages.append(f"body: malformed JSON ({err.get('ctx', {}).get('error', msg)})")
-            continue
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        if tuple(err.get("loc", ())) == ("body",) and err.get("type") in _NOT_AN_OBJECT:
-            # a body sent as text (text/plain, a form) or a JSON value that is no object: pydantic
-            # says "a valid dictionary or object to extract fields from", which says neither
-            msg = "must be a JSON object, sent with Content-Type: application/json"
-        messages.append(f"{_location(tuple(err.get('loc', ())))}: {msg}")
-    more = len(errors) - 10
-    if more > 0:
-        messages.append(f"and {more} more")
-    return "; ".join(dict.fromkeys(messages))
 
 
 def _why_unparsed(exc: Exception) -> str | None:

@@ -35,7 +35,7 @@ from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
 from lmsgate.api.deps import basic_username, make_call
-from lmsgate.api.errors import describe_validation_errors
+from lmsgate.schema.messages import describe_validation_errors
 from lmsgate.api.limits import RequestHeadLimits
 from lmsgate.api.observe import Observe, _current, note_caller
 from lmsgate.api.paths import as_sent, restore

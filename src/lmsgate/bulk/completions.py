@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from lmsgate.api.errors import describe_validation_errors
+from lmsgate.schema.messages import describe_validation_errors
 from lmsgate.bulk.sources import Format, Record
 from lmsgate.jsontext import loads
 from lmsgate.schema import Completion, LmsCreateCompletionRequestDto

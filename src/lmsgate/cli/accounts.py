@@ -135,7 +135,7 @@ def link(
     """
     from pydantic import ValidationError
 
-    from lmsgate.api.errors import describe_validation_errors
+    from lmsgate.schema.messages import describe_validation_errors
     from lmsgate.errors import LmsGateError
     from lmsgate.schema.accounts import LinkedAccountCreate
 

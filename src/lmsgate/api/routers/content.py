@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from lmsgate.api import responses
 from lmsgate.api.deps import Call, lms_call
 from lmsgate.api.writes import write
-from lmsgate.api.errors import describe_validation_errors
+from lmsgate.schema.messages import describe_validation_errors
 from lmsgate.api.routing import ERROR_RESPONSES, document, get_op, list_op
 from lmsgate.errors import BadRequest, LmsGateError
 from lmsgate.schema import (
