@@ -9,6 +9,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -304,6 +305,45 @@ def test_workers_started_for_an_import_that_cannot_begin_are_stopped(store: Stor
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "no linked account 'no-such-account'" in err and "Traceback" not in err
     assert helpers, "no worker had started"
+    assert _gone(helpers, within=10), "worker processes outlived the import"
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_an_import_while_its_workers_start_is_clean(store: Store, tmp_path: Path,
+                                                              how: signal.Signals) -> None:
+    """Ctrl-C on the terminal (to the whole process group, workers included) or SIGTERM (to the
+    command) while the workers are still starting and the store is still opening: one line
+    and exit 130, as at any other time; no traceback from a worker, nothing left behind."""
+    silent = socket.socket()  # a database server that never answers: the store stays opening
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    file = write_csv(tmp_path / "few.csv", 10)
+    url = f"postgresql://lmsgate@127.0.0.1:{silent.getsockname()[1]}/lmsgate"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LMSGATE_")}
+    proc = subprocess.Popen([*LMSGATE, "completions", "import", str(file), "--database-url", url, "--account-id",
+                             "any", "--workers", "2"], cwd=tmp_path, env={**inherited, **store.env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        helpers: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(helpers) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            helpers = _descendants(proc.pid)  # two workers and a resource tracker
+            time.sleep(0.005)
+        assert len(helpers) == 3, helpers
+        time.sleep(0.05)  # the pool is made; the workers' interpreters are starting
+        if how == signal.SIGINT:
+            os.killpg(proc.pid, how)  # as a terminal sends it
+        else:
+            proc.send_signal(how)  # as a service manager sends it
+        _, err = proc.communicate(timeout=60)
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()
+    # Early in the command a Ctrl-C sometimes ends it by SIGINT itself after the message, with
+    # or without workers (seen with --workers 0 too); a shell reports both as 130.
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "Interrupted." in err and "Traceback" not in err and "leaked" not in err, err
     assert _gone(helpers, within=10), "worker processes outlived the import"
 
 

@@ -215,6 +215,25 @@ def _mapping(columns: list[str]) -> dict[str, str]:
 
 
 @contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does (``Interrupted.``, exit 130) until the import
+    runs (then :func:`_interruptible` takes over): worker processes already started are
+    stopped on the way out, and nothing is left for the OS to clean up after a kill."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def _interruptible(job: ImportJob) -> Iterator[None]:
     """Ctrl-C, or SIGTERM (a service manager, a container stop), stops the import once the
     rows being written are stored and their position saved (``job.stop``); a second one
@@ -295,7 +314,8 @@ def import_(
     if workers is None:
         workers = default_workers() if source.size >= MIN_FILE_BYTES else 0
     # Workers start now, while the store opens; a remote import does not use them.
-    with WorkerPool(workers) if workers and not (server_url and not dry_run) else nullcontext() as pool:
+    with _terminated_as_interrupted(), \
+            WorkerPool(workers) if workers and not (server_url and not dry_run) else nullcontext() as pool:
         _import(file, source, rows, dry_run=dry_run, report=report, state=state, restart=restart,
                 batch_size=batch_size, workers=workers, pool=pool, concurrency=concurrency, progress=progress,
                 database_url=database_url, account_id=account_id, server_url=server_url, api_key=api_key)

@@ -402,8 +402,10 @@ class LmsStore:
             cache.clear()
             self._learners_held = 0
         for account_key, users in learners.items():
-            cache.setdefault(account_key, set()).update(users)
-            self._learners_held += len(users)
+            known = cache.setdefault(account_key, set())
+            before = len(known)
+            known.update(users)  # another writer may have added some of them meanwhile
+            self._learners_held += len(known) - before
 
     def _ids_by_dedupe_key(self, conn: Connection, table: Table,
                            keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
