@@ -122,6 +122,19 @@ def refusal(exc: DBAPIError) -> Unprocessable | AccountGone:
     return kind(f"{where}the store refused the record: {reason}")
 
 
+def _by_account(rows: Sequence[tuple[Any, ...]], acct_at: int, at: int) -> dict[int, set[Any]]:
+    """The values at ``at`` of ``rows``, as a set per account key. A batch of one account (every
+    import's) is gathered in C: per row, Python was most of what the writer of an import did
+    besides the database."""
+    accounts = set(map(itemgetter(acct_at), rows))
+    if len(accounts) == 1:
+        return {accounts.pop(): set(map(itemgetter(at), rows))}
+    out: dict[int, set[Any]] = {}
+    for row in rows:
+        out.setdefault(row[acct_at], set()).add(row[at])
+    return out
+
+
 class LmsStore:
     def __init__(self, engine: Engine, *, learner_cache: int = LEARNER_CACHE) -> None:
         self.engine = engine
@@ -370,16 +383,8 @@ class LmsStore:
         sixth of its time. Learners are deleted only with their account, whose id is never
         used again, so a learner once stored stays stored."""
         cache = self._learners
-        accounts = set(map(itemgetter(acct_at), values))
-        if len(accounts) == 1:  # an import's batch: one account, set operations in C
-            account_key = next(iter(accounts))
-            unknown = set(map(itemgetter(user_at), values)).difference(cache.get(account_key, ()))
-            learners = {account_key: unknown} if unknown else {}
-        else:
-            learners = {}
-            for v in values:
-                if v[user_at] not in cache.get(v[acct_at], ()):
-                    learners.setdefault(v[acct_at], set()).add(v[user_at])
+        learners = {account_key: unknown for account_key, users in _by_account(values, acct_at, user_at).items()
+                    if (unknown := users.difference(cache.get(account_key, ())))}
         if not learners:
             return
         self._local.on_commit.append(lambda: self._remember_learners(learners))
@@ -424,16 +429,7 @@ class LmsStore:
         acct_at, ref_at = col["account_key"], col["learning_object_external_reference"]
         id_at, type_at = col["learning_object_id"], col["learning_object_type"]
         no_type = self._bulk.bind_one(table, "learning_object_type", None)
-        wanted: dict[int, set[str]] = {}
-        accounts = set(map(itemgetter(acct_at), values))
-        if len(accounts) == 1:  # an import's batch
-            refs = {v[ref_at] for v in values if v[type_at] == no_type}
-            if refs:
-                wanted[next(iter(accounts))] = refs
-        else:
-            for v in values:
-                if v[type_at] == no_type:
-                    wanted.setdefault(v[acct_at], set()).add(v[ref_at])
+        wanted = _by_account([v for v in values if v[type_at] == no_type], acct_at, ref_at)
         if not wanted:
             return values
         found = {acct: self._learning_objects(conn, acct, refs) for acct, refs in wanted.items()}
