@@ -77,6 +77,15 @@ class Record:
     """Why the record could not be read, when ``values`` is None."""
 
 
+def _csv_record(header: list[str], row: list[str], line: int, end: int, raw: str) -> Record | None:
+    """The record a CSV row read from ``raw`` makes, or None for a blank line."""
+    if not row or (len(row) == 1 and not row[0].strip()):
+        return None
+    if len(row) != len(header):
+        return Record(line, end, None, raw, f"has {len(row)} fields where the header has {len(header)}")
+    return Record(line, end, dict(zip(header, row)), raw)
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A run of whole records: from byte ``offset`` (line ``line``) to byte ``end``, where
@@ -220,7 +229,6 @@ class Source:
             lines.append(parts[-1])
         assert self.header is not None
         header, end = self.header, chunk.end
-        width = len(header)
         reader = csv.reader(lines, **_STRICT)
         done = 0  # lines of the chunk before the record being read
         while True:
@@ -236,12 +244,9 @@ class Source:
             start, taken = chunk.line + done, reader.line_num
             raw = (lines[done] if taken == done + 1 else "".join(lines[done:taken])).rstrip("\r\n")
             done = taken
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # a blank line
-            if len(row) != width:
-                yield Record(start, end, None, raw, f"has {len(row)} fields where the header has {width}")
-            else:
-                yield Record(start, end, dict(zip(header, row)), raw)
+            record = _csv_record(header, row, start, end, raw)
+            if record is not None:
+                yield record
 
     def chunks(self, offset: int, line: int, size: int) -> Iterator[Chunk]:
         """The file from ``offset`` (a record boundary, at line ``line``) cut into pieces of
@@ -291,7 +296,6 @@ class Source:
     def _csv(self, f: IO[bytes], offset: int, line: int) -> Iterator[Record]:
         assert self.header is not None
         header = self.header
-        width = len(header)
         lines = _Lines(f, offset, line - 1)
         reader = csv.reader(lines, **_STRICT)
         while True:
@@ -305,15 +309,9 @@ class Source:
                 yield Record(start, lines.offset, None, raw, f"not valid CSV: {_csv_problem(exc)}")
                 continue
             raw, bad = lines.take()
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # a blank line
-            if bad:
-                yield Record(start, lines.offset, None, raw, "not valid UTF-8")
-            elif len(row) != width:
-                yield Record(start, lines.offset, None, raw,
-                             f"has {len(row)} fields where the header has {width}")
-            else:
-                yield Record(start, lines.offset, dict(zip(header, row)), raw)
+            record = _csv_record(header, row, start, lines.offset, raw)
+            if record is not None:
+                yield Record(start, lines.offset, None, raw, "not valid UTF-8") if bad else record
 
     @staticmethod
     def _jsonl(f: IO[bytes], offset: int, line: int) -> Iterator[Record]:
