@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO, TypeVar
 
@@ -214,47 +214,47 @@ def _mapping(columns: list[str]) -> dict[str, str]:
     return out
 
 
-@contextmanager
-def _terminated_as_interrupted() -> Iterator[None]:
-    """SIGTERM ends the command as Ctrl-C does (``Interrupted.``, exit 130) until the import
-    runs (then :func:`_interruptible` takes over): worker processes already started are
-    stopped on the way out, and nothing is left for the OS to clean up after a kill."""
-    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+_TERM = [] if sys.platform == "win32" else [signal.SIGTERM]
+"""SIGTERM, where there is one: what a service manager or a container stop sends."""
 
 
 @contextmanager
-def _interruptible(job: ImportJob) -> Iterator[None]:
-    """Ctrl-C, or SIGTERM (a service manager, a container stop), stops the import once the
-    rows being written are stored and their position saved (``job.stop``); a second one
-    stops it at once. Stopped in the middle of a write, the import lost the position of the
-    rows that write stored, and a resumed run began a whole write earlier."""
+def _on_signals(handler: Callable[[int, Any], None], signals: list[signal.Signals]) -> Iterator[None]:
+    """``handler`` for ``signals`` while the block runs, then the handlers before (signals are
+    handled in the main thread only: elsewhere, nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = [signal.SIGINT] + ([] if sys.platform == "win32" else [signal.SIGTERM])
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, before in previous.items():
+            signal.signal(s, before)
 
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminated_as_interrupted() -> AbstractContextManager[None]:
+    """SIGTERM ends the command as Ctrl-C does (``Interrupted.``, exit 130) until the import
+    runs (then :func:`_interruptible` takes over): worker processes already started are
+    stopped on the way out, and nothing is left for the OS to clean up after a kill."""
+    return _on_signals(_interrupt, _TERM)
+
+
+def _interruptible(job: ImportJob) -> AbstractContextManager[None]:
+    """Ctrl-C, or SIGTERM, stops the import once the rows being written are stored and their
+    position saved (``job.stop``); a second one stops it at once. Stopped in the middle of a
+    write, the import lost the position of the rows that write stored, and a resumed run began
+    a whole write earlier."""
     def stop(signum: int, frame: Any) -> None:
         if job.stop:
             raise KeyboardInterrupt
         job.stop = True
 
-    previous = {s: signal.signal(s, stop) for s in signals}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return _on_signals(stop, [signal.SIGINT, *_TERM])
 
 
 @app.command("import", help=paragraphs(_IMPORT_HELP))
