@@ -46,7 +46,7 @@ from fuzzing import FUZZ_EXAMPLES, OURS, FuzzReport, open_enums, run
 from lmsgate.api.app import create_app
 from lmsgate.bootstrap import bootstrap
 from lmsgate.settings import Settings
-from support import SEED_COMPLETION, basic
+from support import SEED_COMPLETION, basic, shared_vault_key_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 """Raised inside schemathesis's own strategies; its text would print the fuzz tenant's key."""
@@ -56,12 +56,17 @@ CONFORMANCE = ["status_code_conformance", "content_type_conformance", "response_
                "response_headers_conformance"]
 
 
-def _target(database_url: str, vault_dir: Path) -> dict[str, Any]:
+def _target(database_url: str) -> dict[str, Any]:
     """An app of its own on the suite's database, without rate limits (the fuzzer sends far more
-    than 1000 requests a minute), and a project with a local account and a few records."""
+    than 1000 requests a minute), and a project with a local account and a few records.
+
+    It shares the suite's vault key file, as a deployment's servers share one: with a key of its
+    own, an account the fuzzer happened to link put credentials sealed by that key in the suite's
+    database, and the suite's own container then rightly refused to make its first key beside
+    them (every later test that links an account failed)."""
     container = bootstrap(Settings(
         database_url=database_url, rate_limit_per_minute=0, auth_failures_per_minute=0,
-        vault_key_file=str(vault_dir / "vault.key"),
+        vault_key_file=shared_vault_key_file(),
         delivery_in_process_worker=False,  # the suite's other apps deliver; this one only fuzzes
     ))
     project = container.tenancy.create_project(f"fuzz-{secrets.token_hex(3)}")
@@ -83,18 +88,18 @@ def _target(database_url: str, vault_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def fuzz_target(db_url: str) -> Iterator[dict[str, Any]]:
     """On SQLite, then on PostgreSQL."""
-    target = _target(db_url, tmp_path_factory.mktemp("fuzz-vault"))
+    target = _target(db_url)
     yield target
     target["container"].engine.dispose()
 
 
 @pytest.fixture(scope="module")
-def pg_fuzz_target(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def pg_fuzz_target(postgres_url: str) -> Iterator[dict[str, Any]]:
     """On PostgreSQL, the production store, only: the StackOne run exercises the same code as the
     lmsgate run, which covers SQLite, and the suite's time is short."""
-    target = _target(postgres_url, tmp_path_factory.mktemp("fuzz-vault-pg"))
+    target = _target(postgres_url)
     yield target
     target["container"].engine.dispose()
 
