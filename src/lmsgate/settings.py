@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         default="json", description="`json`: one JSON object per line (for log shippers); `text`: for people."
     )
     request_logs: bool = Field(default=True, description="Record API calls for GET /requests/logs.")
+    request_log_process: bool = Field(
+        default=True,
+        description="Build and write request logs in a process of their own beside the server, so that "
+        "the server's process spends its time on requests. Not for an in-memory SQLite database, which "
+        "another process cannot open.",
+    )
     request_log_retention_days: float = Field(
         default=30.0, gt=0, description="Request logs older than this are deleted."
     )

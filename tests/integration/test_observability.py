@@ -44,6 +44,9 @@ def obs_container(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Cont
         outbound_backoff_base_seconds=0.05, request_log_body_bytes=4096, auth_failures_per_minute=0,
         max_url_bytes=2048, max_header_bytes=4096, max_header_count=40,
         delivery_in_process_worker=False,  # its own vault key: it must not pick up others' deliveries
+        # rows built in this process, where these tests read its log lines and swap its row
+        # builder; the request log's own process: test_request_log_process.py
+        request_log_process=False,
     ))
 
 

@@ -20,6 +20,7 @@ from lmsgate.api.metrics import Metrics
 from lmsgate.api.observe import Observe, RequestLogWriter, install_provider_tap
 from lmsgate.api.paths import protect_encoded_slashes, restore_slashes_in_parameters
 from lmsgate.api.ratelimit import RateLimit, make_buckets
+from lmsgate.api.request_log_process import LogSettings, RequestLogProcess, runs_apart
 from lmsgate.api.routers import (
     accounts,
     assignments,
@@ -95,9 +96,10 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     metrics.track_delivery_queue(container.deliveries.store.queue_depth)
     writer = None
     if settings.request_logs:
+        process = RequestLogProcess(LogSettings.of(settings)) if runs_apart(settings) else None
         writer = RequestLogWriter(container.request_logs, retention_days=settings.request_log_retention_days,
                                   body_bytes=settings.request_log_body_bytes,
-                                  read_body_bytes=settings.request_log_read_body_bytes)
+                                  read_body_bytes=settings.request_log_read_body_bytes, process=process)
         metrics.track_pending(lambda: writer.pending)
     app.state.request_log_writer = writer
     app.add_middleware(Idempotency, store=container.idempotency, resolver=container.resolver, settings=settings)

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import orjson
@@ -47,6 +47,9 @@ from lmsgate.http import Redactor
 from lmsgate.ids import new_id, random_hex
 from lmsgate.logs import request_id_var
 from lmsgate.store.request_logs import RequestLogStore
+
+if TYPE_CHECKING:
+    from lmsgate.api.request_log_process import RequestLogProcess
 
 log = logging.getLogger("lmsgate.api")
 access_log = logging.getLogger("lmsgate.access")
@@ -160,15 +163,22 @@ class RequestLogWriter:
     the server stops. ``GET /requests/logs`` writes what is pending first, so a client always
     sees its own earlier calls. Rows older than the retention period are deleted at most
     every ten minutes.
+
+    With a ``process`` (:mod:`lmsgate.api.request_log_process`), batches are built and
+    written there, away from the requests' interpreter lock; the thread only waits for it.
     """
 
     FLUSH_AFTER = 0.5
     MAX_PENDING = 500
+    PROCESS_BATCH = 64
+    """With a process, batches are sent from 64 rows: its transactions, shorter, hold the
+    database's write lock (which completions wait for on SQLite) for less time."""
     PURGE_EVERY = 600.0
 
     def __init__(self, store: RequestLogStore, *, retention_days: float, body_bytes: int,
-                 read_body_bytes: int | None = None) -> None:
+                 read_body_bytes: int | None = None, process: RequestLogProcess | None = None) -> None:
         self.store = store
+        self.process = process
         self.retention = timedelta(days=retention_days)
         self.body_bytes = body_bytes
         self.read_body_bytes = body_bytes if read_body_bytes is None else min(read_body_bytes, body_bytes)
@@ -189,7 +199,7 @@ class RequestLogWriter:
             self._pending.append((record, extra))
             count = len(self._pending)
         loop = asyncio.get_running_loop()
-        if count >= self.MAX_PENDING:
+        if count >= (self.PROCESS_BATCH if self.process is not None else self.MAX_PENDING):
             self._spawn(loop)
         elif self._timer is None or self._timer.cancelled() or self._timer.when() < loop.time() - 1:
             self._timer = loop.call_later(self.FLUSH_AFTER, self._flush_soon, context=contextvars.Context())
@@ -199,10 +209,21 @@ class RequestLogWriter:
         self._spawn(asyncio.get_running_loop())
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._tasks:
+            # One flush at a time. More would only wait for it, each holding one of the worker
+            # threads that completions are committed from: a slow write (the log process
+            # starting, a busy database) once stalled every POST for a quarter of a second.
+            return
         # a batch of many requests' rows: none of their request ids belongs on its log lines
         task = loop.create_task(anyio.to_thread.run_sync(self.flush), context=contextvars.Context())
         self._tasks.add(task)  # the loop keeps only a weak reference to tasks
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._pending and self._timer is None:  # rows that came meanwhile go with the next
+            self._timer = task.get_loop().call_later(self.FLUSH_AFTER, self._flush_soon,
+                                                     context=contextvars.Context())
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
@@ -214,8 +235,8 @@ class RequestLogWriter:
         with self._writing:  # a flush returns only once every row added before it is committed
             with self._lock:
                 batch, self._pending = self._pending, []
-            if batch:
-                self._write(batch)
+            if batch and (self.process is None or not self.process.write(batch)):
+                self.write_batch(batch)
         now = time.monotonic()
         if now - self._last_purge > self.PURGE_EVERY:
             self._last_purge = now
@@ -224,7 +245,20 @@ class RequestLogWriter:
             except Exception:
                 log.exception("could not delete old request logs")
 
-    def _write(self, batch: list[tuple[RequestRecord, dict[str, Any]]]) -> None:
+    def start(self) -> None:
+        """Start the writing process, if there is one (at the server's start; else it starts
+        with the first batch)."""
+        if self.process is not None:
+            self.process.start()
+
+    def close(self) -> None:
+        """Write what is pending, then stop the writing process (blocking)."""
+        self.cancel_timer()
+        self.flush()
+        if self.process is not None:
+            self.process.close()
+
+    def write_batch(self, batch: list[tuple[RequestRecord, dict[str, Any]]]) -> None:
         """Write a batch in one transaction; if the database refuses it, row by row, so that
         one row it cannot take does not cost the others. The request log must never break
         the API: what cannot be written is said loudly and dropped."""
@@ -485,9 +519,11 @@ class Observe:
 
     def _lifespan_send(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete" and self.writer is not None:
-                self.writer.cancel_timer()
-                await anyio.to_thread.run_sync(self.writer.flush)
+            if self.writer is not None:
+                if message["type"] == "lifespan.startup.complete":
+                    self.writer.start()
+                elif message["type"] == "lifespan.shutdown.complete":
+                    await anyio.to_thread.run_sync(self.writer.close)
             await send(message)
 
         return wrapped
