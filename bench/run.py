@@ -76,6 +76,19 @@ class Server:
     def rss_mb(self) -> float:
         return rss_mb(self.proc.pid)
 
+    @property
+    def children_rss_mb(self) -> float:
+        """The server's child processes (the request log's, and multiprocessing's resource
+        tracker), which the server's own RSS leaves out."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        total = 0.0
+        for pid in children:
+            try:
+                total += rss_mb(int(pid))
+            except FileNotFoundError:  # ended meanwhile
+                pass
+        return total
+
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], probe: str, headers: dict[str, str]) -> None:
     deadline = time.monotonic() + 60
@@ -209,7 +222,8 @@ def post_scenario(name: str, database_url: str, workdir: Path, seconds: float, c
                       headers={**auth_headers(), "Content-Type": "application/json"})
         result = to_result(name, raw)
         result.ratio = result.rps / ceiling
-        result.notes.append(f"RSS {server.rss_mb:.0f} MB, startup {server.startup_s * 1000:.0f} ms")
+        result.notes.append(f"RSS {server.rss_mb:.0f} MB (+{server.children_rss_mb:.0f} MB in child processes), "
+                            f"startup {server.startup_s * 1000:.0f} ms")
         acknowledged = raw["requests"] - raw["status_errors"]
     stored = count_completions(database_url) - before
     # every 201 must be in the database once the server is gone
@@ -272,6 +286,7 @@ def deep_cursor(database_url: str, page: int, page_size: int) -> str:
 
 def soak(database_url: str, workdir: Path, seconds: float) -> tuple[list[tuple[float, float]], Result]:
     samples: list[tuple[float, float]] = []
+    children: list[tuple[float, float]] = []
     with lmsgate_server(database_url, workdir) as server:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(lua_post_completions() + DONE_LUA)
@@ -283,11 +298,15 @@ def soak(database_url: str, workdir: Path, seconds: float) -> tuple[list[tuple[f
         start = time.monotonic()
         while load.poll() is None:
             samples.append((time.monotonic() - start, server.rss_mb))
+            children.append((samples[-1][0], server.children_rss_mb))
             time.sleep(5)
         out = load.stdout.read() if load.stdout else ""
         os.unlink(script)
         line = next(l for l in out.splitlines() if l.startswith("RESULT "))
         result = to_result(f"soak: POST completions, SQLite, {int(seconds)} s", json.loads(line[7:]))
+    if children:
+        first = next((rss for t, rss in children if t >= 30), children[0][1])
+        result.notes.append(f"child processes {first:.0f} MB at 30 s -> {children[-1][1]:.0f} MB at end")
     return samples, result
 
 
