@@ -19,7 +19,7 @@ from sqlalchemy import select
 from conftest import make_tenant
 from lmsgate.api import request_log_process
 from lmsgate.api.app import create_app
-from lmsgate.api.request_log_process import runs_apart
+from lmsgate.api.request_log_process import LogSettings, runs_apart
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.settings import Settings
 from lmsgate.store import tables as t
@@ -127,3 +127,10 @@ def test_request_logs_get_a_process_only_where_one_can_open_the_database(tmp_pat
     assert not runs_apart(settings("sqlite:///file::memory:?uri=true"))
     assert not runs_apart(settings(f"sqlite:///{tmp_path}/a.db", request_log_process=False))
     assert not runs_apart(settings(f"sqlite:///{tmp_path}/a.db", request_logs=False))
+
+
+def test_what_the_log_process_is_given_does_not_show_its_secrets() -> None:
+    given = LogSettings.of(Settings(database_url="postgresql://u:pw-0123456789@127.0.0.1:5432/x",
+                                    api_key="pinned-key-0123456789abcdef"))
+    assert given.pinned_key == "pinned-key-0123456789abcdef"  # its log lines mask it
+    assert "0123456789" not in repr(given) and "0123456789" not in str(given)

@@ -30,7 +30,7 @@ import pickle
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -58,19 +58,21 @@ _WRITTEN = b"w"
 class LogSettings:
     """What the child needs to write rows as the server would (sent to it once, at start)."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     body_bytes: int
     read_body_bytes: int
     retention_days: float
     log_level: str
     log_format: str
+    pinned_key: str | None = field(default=None, repr=False)
+    """``LMSGATE_API_KEY``, which the child's log lines mask as the server's do."""
 
     @classmethod
     def of(cls, settings: Settings) -> LogSettings:
         return cls(database_url=settings.database_url, body_bytes=settings.request_log_body_bytes,
                    read_body_bytes=settings.request_log_read_body_bytes,
                    retention_days=settings.request_log_retention_days,
-                   log_level=settings.log_level, log_format=settings.log_format)
+                   log_level=settings.log_level, log_format=settings.log_format, pinned_key=settings.api_key)
 
 
 def runs_apart(settings: Settings) -> bool:
@@ -185,6 +187,11 @@ def _child(conn: Connection, settings: LogSettings) -> None:
     from lmsgate.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    from lmsgate.http import install_log_redaction, remember_secrets
+
+    install_log_redaction()  # the same masking of its log lines as the server's (lmsgate.bootstrap)
+    if settings.pinned_key:
+        remember_secrets(settings.pinned_key)
     from lmsgate.api.observe import RequestLogWriter, RequestRecord
     from lmsgate.store.db import create_db_engine
     from lmsgate.store.request_logs import RequestLogStore
