@@ -252,8 +252,8 @@ class RequestLogWriter:
             self.process.start()
 
     def close(self) -> None:
-        """Write what is pending, then stop the writing process (blocking)."""
-        self.cancel_timer()
+        """Write what is pending, then stop the writing process (blocking; the caller, on the
+        event loop, cancels the timer first)."""
         self.flush()
         if self.process is not None:
             self.process.close()
@@ -523,6 +523,7 @@ class Observe:
                 if message["type"] == "lifespan.startup.complete":
                     self.writer.start()
                 elif message["type"] == "lifespan.shutdown.complete":
+                    self.writer.cancel_timer()
                     await anyio.to_thread.run_sync(self.writer.close)
             await send(message)
 
