@@ -37,8 +37,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from lmsgate.api.observe import RequestLogWriter, RequestRecord
+from lmsgate.http import install_log_redaction, remember_secrets
+from lmsgate.logs import configure_logging
+from lmsgate.signals import ctrl_c_ignored
+from lmsgate.store.db import create_db_engine
+from lmsgate.store.request_logs import RequestLogStore
+
 if TYPE_CHECKING:
-    from lmsgate.api.observe import RequestRecord
     from lmsgate.settings import Settings
 
 __all__ = ["ACK_TIMEOUT", "RETRY_AFTER", "LogSettings", "RequestLogProcess", "runs_apart"]
@@ -98,6 +104,12 @@ def _portable(record: RequestRecord) -> tuple[Any, ...]:
             record.started_at, record.project_id, record.account_id, record.provider, record.calls)
 
 
+def _restored(fields: tuple[Any, ...]) -> RequestRecord:
+    """The record :func:`_portable` sent, in the child."""
+    return RequestRecord(*fields[:6], started=0.0, started_at=fields[6], project_id=fields[7],
+                         account_id=fields[8], provider=fields[9], calls=fields[10])
+
+
 class RequestLogProcess:
     """The child process that writes request logs, seen from the server. One thread at a
     time calls :meth:`write` (the writer's flush holds its own lock)."""
@@ -116,29 +128,25 @@ class RequestLogProcess:
     def start(self) -> bool:
         """Start the child unless one runs; False if it cannot be started now. From the main
         thread the child is made while Ctrl-C is ignored, so that it is ignored from the
-        child's first instant (a Ctrl-C during its start would print a traceback)."""
+        child's first instant."""
         with self._lock:
             if self._proc is not None and self._proc.is_alive():
                 return True
             if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER:
                 return False
             self._stop_child()
-            main = threading.current_thread() is threading.main_thread()
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
             try:
-                context = multiprocessing.get_context("spawn")
-                ours, theirs = context.Pipe(duplex=True)
-                proc = context.Process(target=_child, args=(theirs, self.settings), daemon=True,
-                                       name="lmsgate-request-log")
-                proc.start()
+                with ctrl_c_ignored():
+                    context = multiprocessing.get_context("spawn")
+                    ours, theirs = context.Pipe(duplex=True)
+                    proc = context.Process(target=_child, args=(theirs, self.settings), daemon=True,
+                                           name="lmsgate-request-log")
+                    proc.start()
             except Exception:
                 log.exception("could not start the request log's process; writing request logs in the "
                               "server's process")
                 self._failed_at = time.monotonic()
                 return False
-            finally:
-                if previous is not None:
-                    signal.signal(signal.SIGINT, previous)
             theirs.close()  # the child holds the only other end: its exit shows here as EOF
             self._proc, self._conn, self._failed_at = proc, ours, None
             return True
@@ -184,18 +192,10 @@ class RequestLogProcess:
 def _child(conn: Connection, settings: LogSettings) -> None:
     """The child's life: write each batch received and acknowledge it, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from lmsgate.logs import configure_logging
-
     configure_logging(settings.log_level, settings.log_format)
-    from lmsgate.http import install_log_redaction, remember_secrets
-
     install_log_redaction()  # the same masking of its log lines as the server's (lmsgate.bootstrap)
     if settings.pinned_key:
         remember_secrets(settings.pinned_key)
-    from lmsgate.api.observe import RequestLogWriter, RequestRecord
-    from lmsgate.store.db import create_db_engine
-    from lmsgate.store.request_logs import RequestLogStore
-
     # The same engine as the server's: on SQLite, synchronous=FULL, and writes that take
     # turns with the server's on <database>-write.lock (see docs/operations.md)
     engine = create_db_engine(settings.database_url)
@@ -207,9 +207,7 @@ def _child(conn: Connection, settings: LogSettings) -> None:
                 data = conn.recv_bytes()
             except (EOFError, OSError):
                 return
-            batch = [(RequestRecord(*fields[:6], started=0.0, started_at=fields[6], project_id=fields[7],
-                                    account_id=fields[8], provider=fields[9], calls=fields[10]), extra)
-                     for fields, extra in pickle.loads(data)]
+            batch = [(_restored(fields), extra) for fields, extra in pickle.loads(data)]
             writer.write_batch(batch)
             try:
                 conn.send_bytes(_WRITTEN)

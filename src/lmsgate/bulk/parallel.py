@@ -39,6 +39,7 @@ from typing import Any, Self
 from lmsgate.bulk.batches import Batch, batches
 from lmsgate.bulk.completions import CompletionRows
 from lmsgate.bulk.sources import Chunk, Source
+from lmsgate.signals import ctrl_c_ignored
 
 __all__ = ["MIN_FILE_BYTES", "WorkerJob", "WorkerPool", "default_workers", "read_in_workers"]
 
@@ -100,10 +101,6 @@ def _start(importer: Connection) -> None:
     threading.Thread(target=watch, name="importer-watch", daemon=True).start()
 
 
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 def _ready() -> None:
     """A worker's first call: it only makes the pool start the process."""
 
@@ -118,13 +115,9 @@ class WorkerPool:
     not to need (a connector that takes no built rows) is closed unused."""
 
     def __init__(self, workers: int) -> None:
-        # A new process starts with Python's Ctrl-C handler, and ignores Ctrl-C only once
-        # _start runs, half a second later: a Ctrl-C on the terminal in between printed its
-        # traceback, or broke the pool. Made while this process ignores Ctrl-C, they inherit
-        # that (Python keeps an ignored SIGINT ignored). The cost: a Ctrl-C in the few
-        # milliseconds the pool takes to make is lost, and must be pressed again.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-        try:
+        # A new process ignores Ctrl-C only once _start runs, half a second later: made while
+        # this process ignores it, the workers ignore it from the start.
+        with ctrl_c_ignored():
             context = _context()
             self.size = workers
             self._watched, self._alive = context.Pipe(duplex=False)
@@ -132,9 +125,6 @@ class WorkerPool:
                                                 initargs=(self._watched,))
             for _ in range(workers):  # the executor starts one process per call waiting, up to its size
                 self.executor.submit(_ready)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -6,10 +6,9 @@ import io
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO, TypeVar
 
@@ -36,6 +35,7 @@ from lmsgate.cli.common import (
     paragraphs,
     run_with,
 )
+from lmsgate.signals import handled
 
 if TYPE_CHECKING:
     from lmsgate.bootstrap import Container
@@ -218,21 +218,6 @@ _TERM = [] if sys.platform == "win32" else [signal.SIGTERM]
 """SIGTERM, where there is one: what a service manager or a container stop sends."""
 
 
-@contextmanager
-def _on_signals(handler: Callable[[int, Any], None], signals: list[signal.Signals]) -> Iterator[None]:
-    """``handler`` for ``signals`` while the block runs, then the handlers before (signals are
-    handled in the main thread only: elsewhere, nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield
-    finally:
-        for s, before in previous.items():
-            signal.signal(s, before)
-
-
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -241,7 +226,7 @@ def _terminated_as_interrupted() -> AbstractContextManager[None]:
     """SIGTERM ends the command as Ctrl-C does (``Interrupted.``, exit 130) until the import
     runs (then :func:`_interruptible` takes over): worker processes already started are
     stopped on the way out, and nothing is left for the OS to clean up after a kill."""
-    return _on_signals(_interrupt, _TERM)
+    return handled(_interrupt, _TERM)
 
 
 def _interruptible(job: ImportJob) -> AbstractContextManager[None]:
@@ -254,7 +239,7 @@ def _interruptible(job: ImportJob) -> AbstractContextManager[None]:
             raise KeyboardInterrupt
         job.stop = True
 
-    return _on_signals(stop, [signal.SIGINT, *_TERM])
+    return handled(stop, [signal.SIGINT, *_TERM])
 
 
 @app.command("import", help=paragraphs(_IMPORT_HELP))
