@@ -202,7 +202,10 @@ class RequestLogWriter:
         if count >= (self.PROCESS_BATCH if self.process is not None else self.MAX_PENDING):
             self._spawn(loop)
         elif self._timer is None or self._timer.cancelled() or self._timer.when() < loop.time() - 1:
-            self._timer = loop.call_later(self.FLUSH_AFTER, self._flush_soon, context=contextvars.Context())
+            self._flush_later(loop)
+
+    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = loop.call_later(self.FLUSH_AFTER, self._flush_soon, context=contextvars.Context())
 
     def _flush_soon(self) -> None:
         self._timer = None
@@ -222,8 +225,7 @@ class RequestLogWriter:
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if self._pending and self._timer is None:  # rows that came meanwhile go with the next
-            self._timer = task.get_loop().call_later(self.FLUSH_AFTER, self._flush_soon,
-                                                     context=contextvars.Context())
+            self._flush_later(task.get_loop())
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
