@@ -106,3 +106,34 @@ def test_a_wait_that_outlasts_sqlites_own_ends_as_sqlite_would(url: str, monkeyp
         conn.execute(text("INSERT INTO t VALUES (2)"))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM t")).scalars().all() == [2]
+
+
+@pytest.mark.parametrize("what", ["project", "account", "api key", "rate-limit token"])
+def test_account_and_rate_limit_writes_take_their_turn_too(tmp_path: Path, what: str) -> None:
+    """Writes outside the record store (projects, accounts, keys; the shared rate-limit
+    buckets, taken on every request) wait on the lock like the others, instead of meeting a
+    locked file and polling for it."""
+    from lmsgate.store.rate_limits import SqlTokenBuckets
+    from lmsgate.store.tenancy import Tenancy
+
+    url = f"sqlite:///{tmp_path / 'lmsgate.db'}"
+    engine = db.create_db_engine(url)
+    db.upgrade(engine)
+    tenancy = Tenancy(engine)
+    project = tenancy.create_project("p")
+    write = {
+        "project": lambda: tenancy.create_project("another"),
+        "account": lambda: tenancy.create_account(project, "local"),
+        "api key": lambda: tenancy.issue_key(project, "k"),
+        "rate-limit token": lambda: SqlTokenBuckets(engine, capacity=5, per_second=1, namespace="key").take("a"),
+    }[what]
+    done = threading.Event()
+    writer = threading.Thread(target=lambda: (write(), done.set()))
+    holder = _holder(url)
+    try:
+        writer.start()
+        assert not done.wait(0.5), f"the {what} was written while another process held the lock"
+    finally:
+        _release(holder)
+    assert done.wait(10)
+    writer.join(10)

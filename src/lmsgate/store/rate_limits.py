@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
+from lmsgate.store.db import writing
+
 _PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -65,7 +67,7 @@ class SqlTokenBuckets:
         """Take a token for ``key``. Returns 0 when allowed, else the seconds until one is free."""
         now = self._clock()
         params = {"b": f"{self.namespace}:{key}", "cap": self.capacity, "rate": self.rate, "now": now}
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:  # SQLite: in turn with the other writers, not polling
             for _ in range(2):  # a second round only if another process created the bucket meanwhile
                 if conn.execute(self._take, params).first() is not None:
                     break

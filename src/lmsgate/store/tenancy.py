@@ -121,7 +121,7 @@ class Tenancy:
         the first insert wins, and the others, refused, read the winner's."""
         for attempt in range(5):
             try:
-                with self.engine.begin() as conn:
+                with writing(self.engine) as conn:
                     row = conn.execute(select(t.instance.c.value).where(t.instance.c.key == name)).first()
                     if row:
                         return bytes.fromhex(row[0])
@@ -137,7 +137,7 @@ class Tenancy:
     # ---------------------------------------------------------------- projects
     def create_project(self, name: str) -> str:
         pid = new_id()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(insert(t.projects).values(id=pid, name=name, created_at=now()))
         return pid
 
@@ -166,7 +166,7 @@ class Tenancy:
             secret = f"{KEY_PREFIX}_{secrets.token_urlsafe(32)}"
         check_key_secret(secret)
         kid = new_id()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 insert(t.api_keys).values(
                     id=kid, project_id=project_id, name=name, prefix=display_prefix(secret),
@@ -196,7 +196,7 @@ class Tenancy:
         return row.project_id if hmac.compare_digest(digest, row.hash) else None
 
     def revoke_key(self, key_id: str) -> bool:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             res = conn.execute(
                 update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=now())
             )
@@ -240,7 +240,7 @@ class Tenancy:
             origin_username=origin_username, label=label, credentials=credentials,
             created_at=ts, updated_at=ts,
         )
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 insert(t.accounts).values(
                     key=self._next_account_key(conn),
@@ -295,7 +295,7 @@ class Tenancy:
 
     def set_account_status(self, account_id: str, status: str) -> None:
         self.forget_account(account_id)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 update(t.accounts)
                 .where(t.accounts.c.id == account_id)
@@ -337,7 +337,7 @@ class Tenancy:
         if unknown:
             raise ValueError(f"not account columns: {sorted(unknown)}")
         self.forget_account(account_id)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
                          .values(**values, updated_at=now()))
         self.forget_account(account_id)
@@ -383,7 +383,7 @@ class Tenancy:
         """Swap sealed credentials only if they are still ``old`` (safe against concurrent edits)."""
         c = t.accounts.c
         self.forget_account(account_id)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             res = conn.execute(update(t.accounts).where(c.id == account_id, c.credentials == old)
                                .values(credentials=new))
         self.forget_account(account_id)
