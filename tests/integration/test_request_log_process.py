@@ -134,3 +134,16 @@ def test_what_the_log_process_is_given_does_not_show_its_secrets() -> None:
                                     api_key="pinned-key-0123456789abcdef"))
     assert given.pinned_key == "pinned-key-0123456789abcdef"  # its log lines mask it
     assert "0123456789" not in repr(given) and "0123456789" not in str(given)
+
+
+def test_the_process_loads_neither_the_api_framework_nor_the_http_client() -> None:
+    """What the child imports is what it costs at every start: the masking, the rows and the
+    database, not FastAPI, pydantic's models or httpx (they doubled its start and added a
+    third to its memory)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, lmsgate.api.request_log_process; "
+             "print(sorted(m for m in ('fastapi', 'httpx', 'lmsgate.schema', 'starlette') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

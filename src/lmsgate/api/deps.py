@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import QueryParams
 
+from lmsgate.api.basic_auth import basic_username
 from lmsgate.api.observe import note_caller
 from lmsgate.api.params import common_params
 from lmsgate.api.prefer import RESPOND_ASYNC, prefers
 from lmsgate.bootstrap import Container
 from lmsgate.connectors.base import CallContext
-from lmsgate.errors import BadRequest, Unauthorized
+from lmsgate.errors import BadRequest
 from lmsgate.schema.common import find_nul
 
 
@@ -38,23 +37,6 @@ def container(request: Request) -> Container:
 def api_key_from(request: Request) -> str | None:
     """The API key is the username of HTTP Basic auth; the password is ignored (StackOne sends "")."""
     return basic_username(request.headers.get("authorization"))
-
-
-def basic_username(header: str | None) -> str | None:
-    """The username of an ``Authorization: Basic …`` header value; None when there is no header.
-
-    Raises :class:`~lmsgate.errors.Unauthorized` for another scheme or undecodable credentials.
-    """
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        raise Unauthorized("Unauthorized: use HTTP Basic auth with the API key as the username")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, ValueError):  # ValueError: a value with non-ASCII characters; UnicodeDecodeError is one
-        raise Unauthorized("Unauthorized: the Basic credentials are not valid base64") from None
-    return decoded.partition(":")[0]
 
 
 async def project_id(request: Request) -> str:

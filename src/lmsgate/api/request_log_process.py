@@ -9,7 +9,7 @@ throughput and doubled their p99 latency). A second process has a lock of its ow
 
 :class:`RequestLogProcess` keeps one child process (a fresh interpreter: "spawn") that
 receives batches of requests over a pipe, builds their rows with the same code as the
-in-process writer (:meth:`~lmsgate.api.observe.RequestLogWriter.write_batch`) and writes
+in-process writer (:meth:`~lmsgate.api.request_log.RequestLogWriter.write_batch`) and writes
 them. The server's share is copying each record into the pipe. A batch is acknowledged once
 its transaction has committed, so ``GET /requests/logs``, which flushes first, still sees
 every earlier call.
@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from lmsgate.api.observe import RequestLogWriter, RequestRecord
-from lmsgate.http import install_log_redaction, remember_secrets
+from lmsgate.api.request_log import RequestLogWriter, RequestRecord
+from lmsgate.http._redact import install_log_redaction, remember_secrets
 from lmsgate.logs import configure_logging
 from lmsgate.signals import ctrl_c_ignored
 from lmsgate.store.db import create_db_engine

@@ -12,6 +12,8 @@ secrets in logs, ``raw`` and ``provider_errors``: :mod:`lmsgate.http._redact`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from lmsgate.http._auth import (
     BasicCredentials,
     HeaderCredentials,
@@ -19,7 +21,6 @@ from lmsgate.http._auth import (
     OAuth2Credentials,
     TokenCache,
 )
-from lmsgate.http._client import HttpSettings, OutboundHttp, ProviderResponse, ProviderSession, RateSpec
 from lmsgate.http._ratelimit import AccountBuckets
 from lmsgate.http._redact import MASK, Redactor, install_log_redaction, remember_secrets
 from lmsgate.http._retry import RetryPolicy, parse_retry_after
@@ -48,3 +49,18 @@ __all__ = [
     "parse_retry_after",
     "remember_secrets",
 ]
+
+_CLIENT = ("HttpSettings", "OutboundHttp", "ProviderResponse", "ProviderSession", "RateSpec")
+
+if TYPE_CHECKING:
+    from lmsgate.http._client import HttpSettings, OutboundHttp, ProviderResponse, ProviderSession, RateSpec
+
+
+def __getattr__(name: str) -> Any:
+    # The client, and httpx with it, loads on first use: the masking above is also all that
+    # the logs and the request log's own process need.
+    if name in _CLIENT:
+        from lmsgate.http import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
