@@ -24,4 +24,6 @@ if [ ! -x .venv-ralph/bin/ralph ]; then
   .venv-ralph/bin/python -m pip install --quiet --upgrade pip
   .venv-ralph/bin/python -m pip install --quiet 'ralph-malph[cli,lrs]>=5.1,<6' 'requests>=2.31,<3'
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two test processes by default (pytest-xdist): the suite spends much of its time waiting on the
+# servers, workers and databases it starts. LMSGATE_TEST_WORKERS=0 runs it in one process.
+exec .venv/bin/python -m pytest -n "${LMSGATE_TEST_WORKERS:-2}" "$@"
