@@ -284,6 +284,12 @@ def deep_cursor(database_url: str, page: int, page_size: int) -> str:
     return codec.encode(ACCOUNT, "list_completions", last)
 
 
+def after_warmup(samples: list[tuple[float, float]]) -> float:
+    """The first RSS sampled 30 s or more into the soak (or the first of all): the baseline
+    that growth is measured from, once caches and pools have filled."""
+    return next((rss for t, rss in samples if t >= 30), samples[0][1])
+
+
 def soak(database_url: str, workdir: Path, seconds: float) -> tuple[list[tuple[float, float]], Result]:
     samples: list[tuple[float, float]] = []
     children: list[tuple[float, float]] = []
@@ -305,8 +311,8 @@ def soak(database_url: str, workdir: Path, seconds: float) -> tuple[list[tuple[f
         line = next(l for l in out.splitlines() if l.startswith("RESULT "))
         result = to_result(f"soak: POST completions, SQLite, {int(seconds)} s", json.loads(line[7:]))
     if children:
-        first = next((rss for t, rss in children if t >= 30), children[0][1])
-        result.notes.append(f"child processes {first:.0f} MB at 30 s -> {children[-1][1]:.0f} MB at end")
+        result.notes.append(f"child processes {after_warmup(children):.0f} MB at 30 s -> "
+                            f"{children[-1][1]:.0f} MB at end")
     return samples, result
 
 
@@ -393,7 +399,7 @@ def main() -> None:
     if args.soak_seconds:
         soak_samples, soak_result = soak(f"sqlite:///{work}/soak.db", work, args.soak_seconds)
         soak_result.ratio = soak_result.rps / ceiling.rps
-        baseline = next((rss for t, rss in soak_samples if t >= 30), soak_samples[0][1])
+        baseline = after_warmup(soak_samples)
         growth = (soak_samples[-1][1] - baseline) / baseline * 100
         soak_result.notes.append(
             f"RSS {baseline:.0f} MB at 30 s -> {soak_samples[-1][1]:.0f} MB at end ({growth:+.1f}%)")

@@ -19,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from lmsgate.store import db
+from lmsgate.store.rate_limits import SqlTokenBuckets
+from lmsgate.store.tenancy import Tenancy
 
 _HOLDER = """
 import sys
@@ -113,9 +115,6 @@ def test_account_and_rate_limit_writes_take_their_turn_too(tmp_path: Path, what:
     """Writes outside the record store (projects, accounts, keys; the shared rate-limit
     buckets, taken on every request) wait on the lock like the others, instead of meeting a
     locked file and polling for it."""
-    from lmsgate.store.rate_limits import SqlTokenBuckets
-    from lmsgate.store.tenancy import Tenancy
-
     url = f"sqlite:///{tmp_path / 'lmsgate.db'}"
     engine = db.create_db_engine(url)
     db.upgrade(engine)
