@@ -26,7 +26,7 @@ from sqlalchemy import Table
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
-from lmsgate.connectors.local.rendering import completion_columns, finish
+from lmsgate.connectors.local.rendering import completion_columns, finish_page
 from lmsgate.connectors.local.rows import CompletionRowBuilder
 from lmsgate.connectors.spec import ConnectorSpec
 from lmsgate.errors import Conflict, LmsGateError, NotFound, Unprocessable
@@ -241,7 +241,7 @@ class LocalConnector(Connector):
         else:
             rendered = await _run(read)
         return ListResult(
-            items=[], rendered=[finish(text, *parts) for _, *parts, text in rendered.items],
+            items=[], rendered=finish_page(rendered.items),
             next_last_id=rendered.last_id if rendered.has_more else None,
         )
 
