@@ -176,5 +176,5 @@ def finish_page(rows: Iterable[Sequence[Any]]) -> list[str]:
                 score = scores[(percentage, raw_value)] = _score_text(percentage, raw_value)
         else:
             score = _score_text(percentage, raw_value)
-        out.append(rendered[:-1] + ',"result":' + result + ',"score":' + score + _time_spent_suffix(time_spent))
+        out.append(f'{rendered[:-1]},"result":{result},"score":{score}{_time_spent_suffix(time_spent)}')
     return out
