@@ -18,7 +18,7 @@ from sqlalchemy import delete
 
 from lmsgate.connectors.local import mapping as m
 from lmsgate.connectors.local.connector import LocalConnector
-from lmsgate.connectors.local.rendering import finish
+from lmsgate.connectors.local.finishing import finish
 from lmsgate.ids import new_id
 from lmsgate.store import tables as t
 from lmsgate.store.pagination import PageRequest

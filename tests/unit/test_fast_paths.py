@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from lmsgate.connectors.local.rendering import finish, finish_page
+from lmsgate.connectors.local.finishing import finish, finish_page
 from lmsgate.ids import encode, new_id
 from lmsgate.schema.common import find_nul
 from lmsgate.schema.types import Duration

@@ -26,7 +26,8 @@ from sqlalchemy import Table
 
 from lmsgate.connectors.base import CallContext, Connector, ListResult, Wire, WriteResult
 from lmsgate.connectors.local import mapping as m
-from lmsgate.connectors.local.rendering import completion_columns, finish_page
+from lmsgate.connectors.local.finishing import finish_page
+from lmsgate.connectors.local.rendering import completion_columns
 from lmsgate.connectors.local.rows import CompletionRowBuilder
 from lmsgate.connectors.spec import ConnectorSpec
 from lmsgate.errors import Conflict, LmsGateError, NotFound, Unprocessable

@@ -7,11 +7,11 @@ embedded LMS has no value), with date-times rendered with a ``Z`` and durations 
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from lmsgate.durations import normalised_duration
 from lmsgate.schema.common import ContentTypeEnum
 from lmsgate.schema.types import Duration, format_datetime
 
@@ -55,14 +55,6 @@ def duration_columns(text: str | None) -> tuple[str | None, Decimal | None, int 
     return text, parsed.seconds, parsed.months
 
 
-@lru_cache(maxsize=4096)
-def _normalised(text: str) -> str:
-    return Duration.parse(text).isoformat()
-
-
-def normalised_duration(text: str | None) -> str | None:
-    """The normal form of a stored duration (cached: the same few values repeat endlessly)."""
-    return _normalised(text) if text else None
 
 
 def _enum(value: str | None, source: Any) -> Wire | None:
