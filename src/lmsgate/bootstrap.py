@@ -16,9 +16,10 @@ from lmsgate.service.accounts import AccountResolver, LinkedAccounts
 from lmsgate.service.deliveries import DeliveryService
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import Settings
-from lmsgate.store.db import create_db_engine, upgrade
+from lmsgate.store.db import create_db_engine, sqlite_file, upgrade
 from lmsgate.store.deliveries import DeliveryStore
 from lmsgate.store.idempotency import IdempotencyStore
+from lmsgate.store.page_readers import PageReaders
 from lmsgate.store.pagination import CursorCodec
 from lmsgate.store.records import LmsStore
 from lmsgate.store.request_logs import RequestLogStore
@@ -42,6 +43,9 @@ class Container:
     request_logs: RequestLogStore
     deliveries: DeliveryService
     idempotency: IdempotencyStore
+    page_readers: PageReaders | None = None
+    """Processes reading list pages of a SQLite file (``store.page_readers``); the app stops
+    its event loop's readers when it shuts down."""
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Container:
@@ -53,7 +57,10 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     store = LmsStore(engine)
     tenancy.on_forget.append(store.forget_account_key)
     registry = ConnectorRegistry()
-    registry.register(LocalConnector, lambda _account: LocalConnector(store), shared=True)
+    database_file = sqlite_file(engine.url)
+    readers = PageReaders(str(database_file), settings.read_processes) \
+        if database_file is not None and settings.read_processes else None
+    registry.register(LocalConnector, lambda _account: LocalConnector(store, readers), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
                       settings.vault_key_file, settings.database_url, holds_sealed=tenancy.holds_sealed_credentials)
     outbound = OutboundHttp(outbound_settings(settings))
@@ -82,6 +89,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
         request_logs=RequestLogStore(engine),
         deliveries=deliveries,
         idempotency=IdempotencyStore(engine),
+        page_readers=readers,
     )
 
 

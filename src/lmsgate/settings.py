@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -69,6 +70,14 @@ class Settings(BaseSettings):
         description="Build and write request logs in a process of their own beside the server, so that "
         "the server's process spends its time on requests. Not for an in-memory SQLite database, which "
         "another process cannot open.",
+    )
+    read_processes: int = Field(
+        default=max(1, min(4, (os.cpu_count() or 2) - 1)), ge=0, le=16,
+        description="Processes beside the server that read pages of completions from a SQLite file, so "
+        "that list calls run on the machine's other cores instead of holding up the server's other "
+        "requests: by default one per CPU beyond the first (1 to 4); 0 reads every page in the server's "
+        "process. Not for an in-memory SQLite database, nor PostgreSQL (the server's threads wait on "
+        "it without holding Python's lock).",
     )
     request_log_retention_days: float = Field(
         default=30.0, gt=0, description="Request logs older than this are deleted."

@@ -74,11 +74,12 @@ class ComputedPageQuery:
         names = list(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
         return _Compiled(str(compiled), names, compiled.construct_params(_check=False), processors)
 
-    def run(self, conn: Connection, account_key: int | None, page: PageRequest, **equal: Any) -> Page:
-        """One page of ``(id, *columns)`` tuples."""
+    def statement(self, dialect: Dialect, account_key: int | None, page: PageRequest,
+                  **equal: Any) -> tuple[str, Any]:
+        """The SQL of one page and its parameters, as the driver takes them: ``page_size + 1``
+        rows of ``(id, *columns)``, the last only saying that more follow."""
         offset = bool(page.offset and page.after_id is None)
         shape = (tuple(sorted(equal)), page.updated_after is not None, page.after_id is not None, offset)
-        dialect = conn.dialect
         compiled = self._compiled.get((dialect.name, shape))
         if compiled is None:
             unknown = set(equal) - set(self.equal)
@@ -93,5 +94,10 @@ class ComputedPageQuery:
             values["after_id"] = page.after_id
         if offset:
             values["offset"] = page.offset
-        rows = [tuple(r) for r in conn.exec_driver_sql(compiled.sql, compiled.parameters(values)).all()]
+        return compiled.sql, compiled.parameters(values)
+
+    def run(self, conn: Connection, account_key: int | None, page: PageRequest, **equal: Any) -> Page:
+        """One page of ``(id, *columns)`` tuples."""
+        sql, parameters = self.statement(conn.dialect, account_key, page, **equal)
+        rows = [tuple(r) for r in conn.exec_driver_sql(sql, parameters).all()]
         return Page.cut(rows, page.page_size, lambda row: row[0])

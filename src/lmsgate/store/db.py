@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DefaultClause, Engine, MetaData, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -157,16 +157,21 @@ def hold_write_lock(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def lock_file_beside(engine: Engine, name: str) -> Path | None:
-    """``<database>-<name>.lock`` beside a SQLite database file, for locks between processes
-    (the operating system frees them when a process ends, even by ``kill -9``). None for an
-    in-memory database, which only one process can see, and for PostgreSQL."""
-    url = engine.url
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite database named by a plain path, made absolute. None for an
+    in-memory database, which only one process can see, for a ``file:`` URI, and for PostgreSQL."""
     database = url.database or ":memory:"
     if url.get_backend_name() != "sqlite" or database == ":memory:" or database.startswith("file:"):
         return None
-    path = Path(database).expanduser().resolve()
-    return path.with_name(f"{path.name}-{name}.lock")
+    return Path(database).expanduser().resolve()
+
+
+def lock_file_beside(engine: Engine, name: str) -> Path | None:
+    """``<database>-<name>.lock`` beside a SQLite database file (:func:`sqlite_file`), for locks
+    between processes (the operating system frees them when a process ends, even by
+    ``kill -9``)."""
+    path = sqlite_file(engine.url)
+    return None if path is None else path.with_name(f"{path.name}-{name}.lock")
 
 
 @contextmanager

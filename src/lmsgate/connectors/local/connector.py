@@ -44,6 +44,7 @@ from lmsgate.schema.taxonomy import CreateCategoriesApiModel, CreateSkillsApiMod
 from lmsgate.store import tables as t
 from lmsgate.store.computed_pages import ComputedPageQuery
 from lmsgate.store.group_commit import GroupCommitter
+from lmsgate.store.page_readers import PageReaders
 from lmsgate.store.pagination import Page, PageRequest
 from lmsgate.store.records import LmsStore, retry_lost_races
 
@@ -117,8 +118,9 @@ class LocalConnector(Connector):
     provider = "local"
     spec = LOCAL_SPEC
 
-    def __init__(self, store: LmsStore) -> None:
+    def __init__(self, store: LmsStore, readers: PageReaders | None = None) -> None:
         self.store = store
+        self.readers = readers
         # Completions are the hot path: concurrent posts share one transaction (group commit).
         # One transaction at a time on both databases: on PostgreSQL, four in flight split the
         # posts into smaller batches, and each batch costs its round trips and its commit
@@ -229,6 +231,13 @@ class LocalConnector(Connector):
             where = [t.completions.c[name] == value for name, value in equal.items()]
             rows = await _run(lambda: self.store.list(t.completions, acct, page, where))
             return self._listed(ctx, t.completions, rows, m.completion_to_wire)
+        if self.readers is not None:  # SQLite: a page reader process reads it, if one can
+            statement = self._rendered_completions.statement(
+                self.store.engine.dialect, self.store.account_key(acct), page, **equal)
+            answer = await self.readers.read(*statement, page.page_size)
+            if answer is not None:
+                rendered, last_id, more = answer
+                return ListResult(items=[], rendered=rendered, next_last_id=last_id if more else None)
         read = lambda: self.store.list_computed(self._rendered_completions, acct, page, **equal)  # noqa: E731
         # On SQLite the page is one statement on lmsgate's own file, ~0.6 ms for 100 items:
         # cheaper on the event loop than the two thread hand-overs around it (a page of 100
