@@ -78,8 +78,8 @@ class Server:
 
     @property
     def children_rss_mb(self) -> float:
-        """The server's child processes (the request log's, and multiprocessing's resource
-        tracker), which the server's own RSS leaves out."""
+        """The server's child processes (the request log's, multiprocessing's resource tracker
+        and, once lists were read, the page readers), which the server's own RSS leaves out."""
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         total = 0.0
         for pid in children:
@@ -378,6 +378,11 @@ def main() -> None:
         deep = to_result(f"3b. GET page {deep_page:,} (keyset)", run_wrk(
             f"{url}&next={cursor}", lua_fixed("GET"), args.seconds, headers=auth_headers()))
         deep.notes.append(f"{deep.rps and first_page.rps / deep.rps:.2f}x the cost of page 1")
+        from lmsgate.settings import Settings
+
+        readers = Settings(database_url=read_url).read_processes
+        first_page.notes.append(f"{readers} page reader{'s' if readers != 1 else ''}; RSS {server.rss_mb:.0f} MB "
+                                f"(+{server.children_rss_mb:.0f} MB in child processes)")
         for r in (first_page, deep):
             r.ratio = r.rps / ceiling.rps
         results += [first_page, deep]
