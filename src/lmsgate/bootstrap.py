@@ -16,7 +16,7 @@ from lmsgate.service.accounts import AccountResolver, LinkedAccounts
 from lmsgate.service.deliveries import DeliveryService
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import Settings
-from lmsgate.store.db import create_db_engine, sqlite_file, upgrade
+from lmsgate.store.db import create_db_engine, opened_sqlite_file, upgrade
 from lmsgate.store.deliveries import DeliveryStore
 from lmsgate.store.idempotency import IdempotencyStore
 from lmsgate.store.page_readers import PageReaders
@@ -57,9 +57,8 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     store = LmsStore(engine)
     tenancy.on_forget.append(store.forget_account_key)
     registry = ConnectorRegistry()
-    database_file = sqlite_file(engine.url)
-    readers = PageReaders(str(database_file), settings.read_processes) \
-        if database_file is not None and settings.read_processes else None
+    database_file = opened_sqlite_file(engine) if settings.read_processes else None
+    readers = PageReaders(database_file, settings.read_processes) if database_file else None
     registry.register(LocalConnector, lambda _account: LocalConnector(store, readers), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
                       settings.vault_key_file, settings.database_url, holds_sealed=tenancy.holds_sealed_credentials)

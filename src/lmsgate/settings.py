@@ -8,6 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -72,7 +81,7 @@ class Settings(BaseSettings):
         "another process cannot open.",
     )
     read_processes: int = Field(
-        default=max(1, min(4, (os.cpu_count() or 2) - 1)), ge=0, le=16,
+        default=max(1, min(4, _cpus() - 1)), ge=0, le=16,
         description="Processes beside the server that read pages of completions from a SQLite file, so "
         "that list calls run on the machine's other cores instead of holding up the server's other "
         "requests: by default one per CPU beyond the first (1 to 4); 0 reads every page in the server's "

@@ -187,7 +187,9 @@ def test_a_reader_that_hangs_is_stopped(reading: Container, monkeypatch: pytest.
         started = time.monotonic()
         assert await asyncio.wait_for(readers.read(SLOW, (), 1), 10) is None
         assert time.monotonic() - started < 5
-        assert not _alive(pid)
+        while _alive(pid):  # killed, and collected from the event loop, which keeps serving
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.02)
 
     _in_loop(scenario, PageReaders(str(sqlite_file(reading.engine.url)), 1))
 
@@ -246,3 +248,67 @@ def test_pages_go_to_readers_only_while_an_app_serves(reading: Container) -> Non
         assert await readers.read("SELECT 1", (), 1) is None and readers.processes() == []
 
     asyncio.run(scenario())
+
+
+def test_a_reader_that_cannot_start_leaves_the_pages_to_the_server(
+        reading: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of file descriptors or processes, a list call is still answered."""
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(24, "Too many open files")
+
+    readers = PageReaders(str(sqlite_file(reading.engine.url)), 1)
+
+    async def scenario() -> None:
+        readers.serve()
+        try:
+            for target in ("socketpair", "Popen"):
+                with monkeypatch.context() as m:
+                    m.setattr(page_readers.socket if target == "socketpair" else page_readers.subprocess,
+                              target, refused)
+                    m.setattr(page_readers, "RETRY_AFTER", 0.0)
+                    assert await readers.read("SELECT 1", (), 1) is None
+                    assert readers.processes() == []
+            await _until_ready(readers, 1)  # and once it can, it starts
+        finally:
+            readers.close()
+
+    asyncio.run(scenario())
+
+
+def test_readers_an_app_left_behind_are_stopped_by_the_next(reading: Container) -> None:
+    """An app whose shutdown did not stop its readers (its event loop is closed now): the next
+    app to serve stops them, without failing its own start."""
+    readers = PageReaders(str(sqlite_file(reading.engine.url)), 1)
+
+    async def first() -> list[int]:
+        readers.serve()
+        await _until_ready(readers, 1)
+        return readers.processes()
+
+    async def second() -> None:
+        readers.serve()
+        readers.close()
+
+    [pid] = asyncio.run(first())
+    assert _alive(pid)
+    asyncio.run(second())
+    assert not _alive(pid)
+
+
+def test_readers_open_the_file_the_server_opened(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLAlchemy expands no ``~`` in a SQLite path: the readers must read the file the
+    server's connections write, not one in the home directory."""
+    from lmsgate.store.db import create_db_engine, opened_sqlite_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "~").mkdir()
+    (tmp_path / "home").mkdir()
+    engine = create_db_engine("sqlite:///~/x.db")
+    try:
+        assert opened_sqlite_file(engine) == str(tmp_path / "~" / "x.db")
+    finally:
+        engine.dispose()
+    memory = create_db_engine("sqlite://")
+    assert opened_sqlite_file(memory) is None
+    memory.dispose()

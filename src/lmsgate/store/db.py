@@ -166,6 +166,16 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser().resolve()
 
 
+def opened_sqlite_file(engine: Engine) -> str | None:
+    """The file the engine's SQLite connections open, as SQLite names it (which can differ from
+    :func:`sqlite_file`: SQLAlchemy expands no ``~``). None where :func:`sqlite_file` is None."""
+    if sqlite_file(engine.url) is None:
+        return None
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("PRAGMA database_list").first()
+    return (row[2] or None) if row is not None else None
+
+
 def lock_file_beside(engine: Engine, name: str) -> Path | None:
     """``<database>-<name>.lock`` beside a SQLite database file (:func:`sqlite_file`), for locks
     between processes (the operating system frees them when a process ends, even by

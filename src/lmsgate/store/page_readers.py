@@ -14,10 +14,10 @@ serves on (``serve`` at the app's start, ``close`` at its end), started on the f
 read in the server's process, as before, whenever no reader can take it: while they start,
 after one failed (it is started again :data:`RETRY_AFTER` seconds later), when each already has
 :data:`MAX_WAITING` pages waiting, and if the reader answers with an error (the server's own
-read then raises it in its usual words). A reader that takes longer than :data:`TIMEOUT` for a
-page is killed. Readers live in a session of their own (a Ctrl-C on the terminal is the
-server's to handle) and exit when their end of the socket closes: when the server stops, and
-if it is killed.
+read then raises it in its usual words). A reader that has not answered a page :data:`TIMEOUT`
+seconds after it was sent (checked every third of that: within 30-40 s by default) is killed.
+Readers live in a session of their own (a Ctrl-C on the terminal is the server's to handle)
+and exit when their end of the socket closes: when the server stops, and if it is killed.
 
 The reader process loads only the standard library, orjson and ``finishing``: about 25 MB once
 it has read pages (SQLite's page cache included).
@@ -34,6 +34,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class _Reader(asyncio.Protocol):
         self.ready = False
         self.gone = False
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.connecting: asyncio.Task[None] | None = None
+        self.sock: socket.socket | None = None
         self._buffer = bytearray()
 
     # asyncio.Protocol
@@ -99,12 +102,17 @@ class _Reader(asyncio.Protocol):
 
     def send(self, sql: str, parameters: Any, page_size: int) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((future, time.monotonic()))
+        # written first: a page that could not be sent must not wait in line for another's answer
         self.transport.write(_frame((sql, parameters, page_size)))  # type: ignore[union-attr]
+        self.waiting.append((future, time.monotonic()))
         return future
 
     def stop(self, why: str | None = None) -> None:
-        """End this reader: its waiting pages are read in the server's process instead."""
+        """End this reader: its waiting pages are read in the server's process instead.
+
+        ``why`` (a failure, logged) ends it without waiting for the process, which is reaped
+        later from the event loop; without it (the app's shutdown) the process is waited for,
+        two seconds at most."""
         if self.gone:
             return
         self.gone, self.ready = True, False
@@ -117,14 +125,45 @@ class _Reader(asyncio.Protocol):
                 future.set_result(None)
         self.waiting.clear()
         if self.transport is not None:
-            self.transport.close()
-        if self.process is not None:  # it reads only: nothing is lost by ending it at once
-            self.process.terminate()
             try:
-                self.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.transport.close()
+            except RuntimeError:  # its event loop is closed already: close the socket itself
+                if self.sock is not None:
+                    self.sock.close()
+        if self.process is None:
+            return
+        try:  # it reads only: nothing is lost by ending it at once
+            self.process.terminate()
+        except OSError:
+            return
+        if why is None:
+            _wait(self.process)
+        else:
+            try:
+                asyncio.get_running_loop().call_later(0.05, _reap, self.process, 0)
+            except RuntimeError:  # no event loop runs here
+                _wait(self.process)
+
+
+def _wait(process: subprocess.Popen[bytes]) -> None:
+    """Collect an ending process, blocking two seconds at most (killed after the first)."""
+    for last in (False, True):
+        try:
+            process.wait(timeout=1)
+            return
+        except subprocess.TimeoutExpired:
+            if not last:
+                process.kill()
+
+
+def _reap(process: subprocess.Popen[bytes], tries: int) -> None:
+    """Collect an ending process without blocking the event loop: killed after 2 s, given up
+    after 10 s (a process stuck in the kernel; ``subprocess`` collects it later)."""
+    if process.poll() is not None or tries >= 200:
+        return
+    if tries == 40:
+        process.kill()
+    asyncio.get_running_loop().call_later(0.05, _reap, process, tries + 1)
 
 
 class _Readers:
@@ -140,10 +179,16 @@ class _Readers:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the readers missing (they take pages once they said they are ready)."""
+        if self.watchdog is None:
+            self.watchdog = loop.call_later(TIMEOUT / 3, self._watch, loop)
         self.readers = [r for r in self.readers if not r.gone]
         for _ in range(self.count - len(self.readers)):
             reader = _Reader(self)
-            ours, theirs = socket.socketpair()
+            try:
+                ours, theirs = socket.socketpair()
+            except OSError as exc:  # out of file descriptors, say
+                self._not_started(exc)
+                return
             try:
                 reader.process = subprocess.Popen(
                     # -P: the working directory stays off the module path (a socket.py there is not ours)
@@ -151,24 +196,28 @@ class _Readers:
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True)
             except Exception as exc:  # noqa: BLE001 - a helper that cannot start must not fail a request
                 ours.close()
-                log.warning("a page reader could not be started (%s); pages are read in the server's "
-                            "process, and a reader is tried again in %.0f s", exc, RETRY_AFTER)
-                self.retry_at = time.monotonic() + RETRY_AFTER
+                self._not_started(exc)
                 return
             finally:
                 theirs.close()
             self.readers.append(reader)
-            loop.create_task(self._connect(loop, reader, ours))
-        if self.watchdog is None:
-            self.watchdog = loop.call_later(TIMEOUT / 3, self._watch, loop)
+            reader.sock = ours
+            reader.connecting = loop.create_task(self._connect(loop, reader, ours))
+
+    def _not_started(self, exc: Exception) -> None:
+        log.warning("a page reader could not be started (%s); pages are read in the server's "
+                    "process, and a reader is tried again in %.0f s", exc, RETRY_AFTER)
+        self.retry_at = time.monotonic() + RETRY_AFTER
 
     @staticmethod
     async def _connect(loop: asyncio.AbstractEventLoop, reader: _Reader, sock: socket.socket) -> None:
         try:
             await loop.create_connection(lambda: reader, sock=sock)
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:
             sock.close()
             reader.stop(f"could not be reached ({type(exc).__name__})")
+            if not isinstance(exc, Exception):
+                raise
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self.watchdog = None
@@ -199,7 +248,10 @@ class _Readers:
         if self.watchdog is not None:
             self.watchdog.cancel()
         for reader in self.readers:
-            reader.stop()
+            try:
+                reader.stop()
+            except Exception:  # the others must still be stopped
+                log.exception("a page reader could not be stopped")
         self.readers = []
 
 
@@ -210,16 +262,18 @@ class PageReaders:
         self.database = database
         self.count = count
         self._by_loop: dict[asyncio.AbstractEventLoop, _Readers] = {}
+        self._guard = threading.Lock()  # apps on several threads (tests) share one container
 
     def serve(self) -> None:
         """Let the running event loop's pages be read by readers, until :meth:`close`: the
         app's start. Elsewhere (a command such as ``completions export``, which reads one page
         after another) pages are read in the process itself."""
-        for old in [other for other in self._by_loop if other.is_closed()]:
-            self._by_loop.pop(old).close()
         loop = asyncio.get_running_loop()
-        if loop not in self._by_loop:
-            self._by_loop[loop] = _Readers(self.database, self.count)
+        with self._guard:
+            left = [self._by_loop.pop(other) for other in list(self._by_loop) if other.is_closed()]
+            self._by_loop.setdefault(loop, _Readers(self.database, self.count))
+        for readers in left:  # an app that ended without closing them
+            readers.close()
 
     async def read(self, sql: str, parameters: Any, page_size: int) -> tuple[list[str], Any, bool] | None:
         """Run the page's SQL in a reader: the first ``page_size`` rows finished
@@ -253,7 +307,8 @@ class PageReaders:
     def close(self) -> None:
         """Stop the running event loop's readers (the app's shutdown); its pages are read in the
         process again."""
-        readers = self._by_loop.pop(asyncio.get_running_loop(), None)
+        with self._guard:
+            readers = self._by_loop.pop(asyncio.get_running_loop(), None)
         if readers is not None:
             readers.close()
 
