@@ -312,3 +312,20 @@ def test_readers_open_the_file_the_server_opened(tmp_path, monkeypatch: pytest.M
     memory = create_db_engine("sqlite://")
     assert opened_sqlite_file(memory) is None
     memory.dispose()
+
+
+def test_readers_stopped_while_starting_leave_nothing_behind(reading: Container) -> None:
+    readers = PageReaders(str(sqlite_file(reading.engine.url)), 2)
+
+    async def scenario() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        readers.serve()
+        assert await readers.read("SELECT 1", (), 1) is None  # starts them; none is ready yet
+        pids = readers.processes()
+        assert len(pids) == 2
+        readers.close()
+        await asyncio.sleep(0.1)  # the connections being made see their cancellation
+        assert not any(_alive(p) for p in pids)
+        assert len(os.listdir("/proc/self/fd")) == before  # no socket left open
+
+    asyncio.run(scenario())

@@ -77,6 +77,8 @@ class _Reader(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.gone:  # stopped while it was being connected
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
@@ -96,6 +98,15 @@ class _Reader(asyncio.Protocol):
             future, _ = self.waiting.popleft()
             if not future.done():  # the request may have been cancelled meanwhile
                 future.set_result(message)
+
+    def connected(self, attempt: asyncio.Task[Any]) -> None:
+        """The end of the attempt to connect: on failure (or cancelled by :meth:`stop`), the
+        socket is this reader's to close."""
+        if attempt.cancelled() or attempt.exception() is not None:
+            if self.sock is not None:
+                self.sock.close()
+            if not attempt.cancelled():
+                self.stop(f"could not be reached ({type(attempt.exception()).__name__})")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop("stopped" if exc is None else f"stopped ({type(exc).__name__})")
@@ -124,12 +135,16 @@ class _Reader(asyncio.Protocol):
             if not future.done():
                 future.set_result(None)
         self.waiting.clear()
-        if self.transport is not None:
-            try:
+        try:
+            if self.transport is not None:
                 self.transport.close()
-            except RuntimeError:  # its event loop is closed already: close the socket itself
-                if self.sock is not None:
-                    self.sock.close()
+            elif self.connecting is not None and not self.connecting.done():
+                self.connecting.cancel()  # not connected yet: connected() closes the socket
+            elif self.sock is not None:
+                self.sock.close()
+        except RuntimeError:  # its event loop is closed already: close the socket itself
+            if self.sock is not None:
+                self.sock.close()
         if self.process is None:
             return
         try:  # it reads only: nothing is lost by ending it at once
@@ -202,22 +217,13 @@ class _Readers:
                 theirs.close()
             self.readers.append(reader)
             reader.sock = ours
-            reader.connecting = loop.create_task(self._connect(loop, reader, ours))
+            reader.connecting = loop.create_task(loop.create_connection(lambda r=reader: r, sock=ours))
+            reader.connecting.add_done_callback(reader.connected)
 
     def _not_started(self, exc: Exception) -> None:
         log.warning("a page reader could not be started (%s); pages are read in the server's "
                     "process, and a reader is tried again in %.0f s", exc, RETRY_AFTER)
         self.retry_at = time.monotonic() + RETRY_AFTER
-
-    @staticmethod
-    async def _connect(loop: asyncio.AbstractEventLoop, reader: _Reader, sock: socket.socket) -> None:
-        try:
-            await loop.create_connection(lambda: reader, sock=sock)
-        except BaseException as exc:
-            sock.close()
-            reader.stop(f"could not be reached ({type(exc).__name__})")
-            if not isinstance(exc, Exception):
-                raise
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self.watchdog = None
