@@ -178,7 +178,10 @@ def _reap(process: subprocess.Popen[bytes], tries: int) -> None:
         return
     if tries == 40:
         process.kill()
-    asyncio.get_running_loop().call_later(0.05, _reap, process, tries + 1)
+    try:
+        asyncio.get_running_loop().call_later(0.05, _reap, process, tries + 1)
+    except RuntimeError:  # the event loop is closing: subprocess collects it later
+        pass
 
 
 class _Readers:
