@@ -84,6 +84,16 @@ def assert_stackone_error(resp: httpx.Response, status: int, *mentions: str) -> 
 LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs: a zombie is dead, only not yet collected."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

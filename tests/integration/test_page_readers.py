@@ -28,7 +28,7 @@ from lmsgate.store import page_readers
 from lmsgate.store.db import sqlite_file
 from lmsgate.store.page_readers import PageReaders
 from lmsgate.store.pagination import PageRequest
-from support import SEED_COMPLETION, Tenant, shared_vault_key_file
+from support import SEED_COMPLETION, Tenant, alive, shared_vault_key_file
 
 SLOW = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000000) "
         "SELECT count(*), NULL, NULL, NULL, NULL, NULL, '{}' FROM n")
@@ -85,15 +85,6 @@ async def _until_ready(readers: PageReaders, count: int, timeout: float = 15.0) 
         await asyncio.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead, only not yet collected
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_reader_reads_the_page_the_server_would(reading: Container, learner_pages: Tenant) -> None:
     tenant = learner_pages
     connector = LocalConnector(reading.store)
@@ -135,7 +126,7 @@ def test_list_calls_through_the_app_use_the_readers(reading: Container) -> None:
         assert readers is not None
         client.portal.call(_until_ready, readers, 2)
         pids = client.portal.call(_pids, readers)
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        assert len(pids) == 2 and all(alive(p) for p in pids)
         first = tenant.get("/unified/lms/completions?page_size=5").json()
         rest = tenant.get(f"/unified/lms/completions?page_size=5&next={first['next']}").json()
         assert len(first["data"]) == 5 and len(rest["data"]) == 2 and rest["next"] is None
@@ -149,7 +140,7 @@ def test_list_calls_through_the_app_use_the_readers(reading: Container) -> None:
         fields = tenant.get("/unified/lms/completions?page_size=3&fields=id,time_spent").json()
         assert [set(c) for c in fields["data"]] == [{"id", "time_spent"}] * 3
         assert client.portal.call(_pids, readers) == pids  # the same two read every page
-    assert not any(_alive(p) for p in pids)  # the app's shutdown stopped them
+    assert not any(alive(p) for p in pids)  # the app's shutdown stopped them
 
 
 async def _pids(readers: PageReaders) -> list[int]:
@@ -173,7 +164,7 @@ def test_a_killed_reader_leaves_its_pages_to_the_server_and_is_replaced(
         new = readers.processes()
         assert len(new) == 2 and not set(new) & set(old)
         assert (await readers.read("SELECT 'x', NULL, NULL, NULL, NULL, NULL, '{}'", (), 5)) is not None
-        assert not any(_alive(p) for p in old)  # collected, not left as zombies
+        assert not any(alive(p) for p in old)  # collected, not left as zombies
 
     _in_loop(scenario, PageReaders(str(sqlite_file(reading.engine.url)), 2))
 
@@ -187,7 +178,7 @@ def test_a_reader_that_hangs_is_stopped(reading: Container, monkeypatch: pytest.
         started = time.monotonic()
         assert await asyncio.wait_for(readers.read(SLOW, (), 1), 10) is None
         assert time.monotonic() - started < 5
-        while _alive(pid):  # killed, and collected from the event loop, which keeps serving
+        while alive(pid):  # killed, and collected from the event loop, which keeps serving
             assert time.monotonic() - started < 5
             await asyncio.sleep(0.02)
 
@@ -244,7 +235,7 @@ def test_pages_go_to_readers_only_while_an_app_serves(reading: Container) -> Non
         await _until_ready(readers, 1)
         [pid] = readers.processes()
         readers.close()
-        assert not _alive(pid)
+        assert not alive(pid)
         assert await readers.read("SELECT 1", (), 1) is None and readers.processes() == []
 
     asyncio.run(scenario())
@@ -290,9 +281,9 @@ def test_readers_an_app_left_behind_are_stopped_by_the_next(reading: Container) 
         readers.close()
 
     [pid] = asyncio.run(first())
-    assert _alive(pid)
+    assert alive(pid)
     asyncio.run(second())
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_readers_open_the_file_the_server_opened(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,7 +316,7 @@ def test_readers_stopped_while_starting_leave_nothing_behind(reading: Container)
         assert len(pids) == 2
         readers.close()
         await asyncio.sleep(0.1)  # the connections being made see their cancellation
-        assert not any(_alive(p) for p in pids)
+        assert not any(alive(p) for p in pids)
         assert len(os.listdir("/proc/self/fd")) == before  # no socket left open
 
     asyncio.run(scenario())

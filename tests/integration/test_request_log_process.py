@@ -23,7 +23,7 @@ from lmsgate.api.request_log_process import LogSettings, runs_apart
 from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.settings import Settings
 from lmsgate.store import tables as t
-from support import SEED_COMPLETION, Tenant, shared_vault_key_file
+from support import SEED_COMPLETION, Tenant, alive, shared_vault_key_file
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +40,6 @@ def served(log_container: Container) -> Iterator[TestClient]:
         yield client
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead, only not yet collected
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _logged(tenant: Tenant) -> list[dict]:
     resp = tenant.get("/requests/logs", params={"page_size": 100, "include": "step_logs"})
     assert resp.status_code == 200, resp.text
@@ -59,7 +50,7 @@ def test_rows_are_built_and_masked_in_the_log_process(served: TestClient, log_co
     writer = served.app.state.request_log_writer
     process = writer.process
     assert process is not None and process.pid is not None and process.pid != os.getpid()
-    assert _alive(process.pid)  # started with the app, before any request
+    assert alive(process.pid)  # started with the app, before any request
     tenant = make_tenant(served, log_container)
     posted = [tenant.post(f"/unified/lms/users/p{i}/completions",
                           json={**SEED_COMPLETION, "passthrough": {"note": f"key {tenant.api_key}"}})
@@ -84,7 +75,7 @@ def test_a_dead_log_process_costs_no_row_and_is_replaced(served: TestClient, log
     first = process.pid
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _alive(first) and time.monotonic() < deadline:
+    while alive(first) and time.monotonic() < deadline:
         time.sleep(0.02)
     during = [tenant.post(f"/unified/lms/users/d{i}/completions", json=SEED_COMPLETION) for i in range(3)]
     ids = {d["request_id"] for d in _logged(tenant)}  # written in the server's process instead
@@ -92,7 +83,7 @@ def test_a_dead_log_process_costs_no_row_and_is_replaced(served: TestClient, log
     monkeypatch.setattr(request_log_process, "RETRY_AFTER", 0.0)
     after = tenant.post("/unified/lms/users/d9/completions", json=SEED_COMPLETION)
     assert after.headers["x-request-id"] in {d["request_id"] for d in _logged(tenant)}
-    assert process.pid not in (None, first) and _alive(process.pid)  # a new process took over
+    assert process.pid not in (None, first) and alive(process.pid)  # a new process took over
 
 
 def test_the_log_process_ignores_ctrl_c_and_ends_with_the_app(log_container: Container) -> None:
@@ -107,9 +98,9 @@ def test_the_log_process_ignores_ctrl_c_and_ends_with_the_app(log_container: Con
         os.kill(pid, signal.SIGINT)
         resp = tenant.post("/unified/lms/users/c1/completions", json=SEED_COMPLETION)
         assert resp.headers["x-request-id"] in {d["request_id"] for d in _logged(tenant)}
-        assert process.pid == pid and _alive(pid)
+        assert process.pid == pid and alive(pid)
         last = tenant.post("/unified/lms/users/c2/completions", json=SEED_COMPLETION)
-    assert not _alive(pid)
+    assert not alive(pid)
     with log_container.engine.connect() as conn:  # written at shutdown, before the process stopped
         assert conn.execute(select(t.request_logs.c.id).where(
             t.request_logs.c.request_id == last.headers["x-request-id"])).first() is not None
