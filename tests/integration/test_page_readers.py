@@ -24,7 +24,7 @@ from lmsgate.bootstrap import Container, bootstrap
 from lmsgate.connectors.local.connector import LocalConnector
 from lmsgate.connectors.local.finishing import finish_page
 from lmsgate.settings import Settings
-from lmsgate.store import page_readers
+from lmsgate.store import child_processes, page_readers
 from lmsgate.store.db import sqlite_file
 from lmsgate.store.page_readers import PageReaders
 from lmsgate.store.pagination import PageRequest
@@ -254,7 +254,7 @@ def test_a_reader_that_cannot_start_leaves_the_pages_to_the_server(
         try:
             for target in ("socketpair", "Popen"):
                 with monkeypatch.context() as m:
-                    m.setattr(page_readers.socket if target == "socketpair" else page_readers.subprocess,
+                    m.setattr(child_processes.socket if target == "socketpair" else child_processes.subprocess,
                               target, refused)
                     m.setattr(page_readers, "RETRY_AFTER", 0.0)
                     assert await readers.read("SELECT 1", (), 1) is None
