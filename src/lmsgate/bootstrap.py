@@ -16,6 +16,7 @@ from lmsgate.service.accounts import AccountResolver, LinkedAccounts
 from lmsgate.service.deliveries import DeliveryService
 from lmsgate.service.lms import LmsService
 from lmsgate.settings import Settings
+from lmsgate.store.commit_process import CommitProcess
 from lmsgate.store.db import create_db_engine, opened_sqlite_file, upgrade
 from lmsgate.store.deliveries import DeliveryStore
 from lmsgate.store.idempotency import IdempotencyStore
@@ -46,6 +47,9 @@ class Container:
     page_readers: PageReaders | None = None
     """Processes reading list pages of a SQLite file (``store.page_readers``); the app stops
     its event loop's readers when it shuts down."""
+    commit_process: CommitProcess | None = None
+    """The process committing posted completions of a SQLite file (``store.commit_process``);
+    the app starts and stops it with its event loop, as the readers."""
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Container:
@@ -57,9 +61,11 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     store = LmsStore(engine)
     tenancy.on_forget.append(store.forget_account_key)
     registry = ConnectorRegistry()
-    database_file = opened_sqlite_file(engine) if settings.read_processes else None
-    readers = PageReaders(database_file, settings.read_processes) if database_file else None
-    registry.register(LocalConnector, lambda _account: LocalConnector(store, readers), shared=True)
+    database_file = opened_sqlite_file(engine) if settings.read_processes or settings.commit_process else None
+    readers = PageReaders(database_file, settings.read_processes) \
+        if database_file and settings.read_processes else None
+    committer = CommitProcess(f"sqlite:///{database_file}") if database_file and settings.commit_process else None
+    registry.register(LocalConnector, lambda _account: LocalConnector(store, readers, committer), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
                       settings.vault_key_file, settings.database_url, holds_sealed=tenancy.holds_sealed_credentials)
     outbound = OutboundHttp(outbound_settings(settings))
@@ -89,6 +95,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
         deliveries=deliveries,
         idempotency=IdempotencyStore(engine),
         page_readers=readers,
+        commit_process=committer,
     )
 
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         "the server's process spends its time on requests. Not for an in-memory SQLite database, which "
         "another process cannot open.",
     )
+    commit_process: bool = Field(
+        default=True,
+        description="Commit posted completions of a SQLite file in a process of its own beside the "
+        "server, so that the commit does not share Python's lock with the requests; a completion is "
+        "still answered only once committed. Not for an in-memory SQLite database, nor PostgreSQL.",
+    )
     read_processes: int = Field(
         default=max(1, min(4, _cpus() - 1)), ge=0, le=16,
         description="Processes beside the server that read pages of completions from a SQLite file, so "

@@ -39,21 +39,23 @@ from lmsgate.bootstrap import Container, bootstrap
 @asynccontextmanager
 async def delivery_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Background delivery runs as long as the app serves (``lmsgate.delivery.runtime``), and so
-    do the page readers (``lmsgate.store.page_readers``)."""
+    do the page readers and the commit process (``lmsgate.store.page_readers``,
+    ``lmsgate.store.commit_process``)."""
     from lmsgate.delivery.runtime import DeliveryRuntime
 
     container: Container = app.state.container
     runtime = DeliveryRuntime(container, deliver=container.settings.delivery_in_process_worker)
     await runtime.start()
-    if container.page_readers is not None:
-        container.page_readers.serve()  # list pages of this event loop go to reader processes
+    helpers = [h for h in (container.page_readers, container.commit_process) if h is not None]
+    for helper in helpers:
+        helper.serve()  # list pages and posted completions of this event loop go to processes
     try:
         yield
     finally:
+        for helper in helpers:  # first: a failure below must not leave them running
+            helper.close()
         await runtime.stop()
         await container.outbound.aclose()  # the pooled provider connections of this event loop
-        if container.page_readers is not None:
-            container.page_readers.close()  # this event loop's page readers
 
 
 class LmsGateApp(FastAPI):

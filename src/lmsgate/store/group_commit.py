@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio.to_thread
@@ -29,9 +29,15 @@ R = TypeVar("R")
 
 
 class GroupCommitter(Generic[T, R]):
+    """``write_batch`` writes a batch in a worker thread. ``write_elsewhere``, when given, is
+    tried first, on the event loop: it writes the batch somewhere else (another process) and
+    returns its results, or None to leave the batch to ``write_batch``."""
+
     def __init__(self, write_batch: Callable[[list[T]], list[R]], *, max_batch: int = 1000,
-                 max_in_flight: int = 1) -> None:
+                 max_in_flight: int = 1,
+                 write_elsewhere: Callable[[list[T]], Awaitable[list[R] | None]] | None = None) -> None:
         self._write_batch = write_batch
+        self._write_elsewhere = write_elsewhere
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -56,11 +62,13 @@ class GroupCommitter(Generic[T, R]):
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 items = [item for item, _ in batch]
-                try:
-                    results = await anyio.to_thread.run_sync(self._write_batch, items)
-                except Exception:
-                    await self._one_by_one(batch)
-                    continue
+                results = None if self._write_elsewhere is None else await self._write_elsewhere(items)
+                if results is None:
+                    try:
+                        results = await anyio.to_thread.run_sync(self._write_batch, items)
+                    except Exception:
+                        await self._one_by_one(batch)
+                        continue
                 for (_, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
