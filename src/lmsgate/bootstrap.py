@@ -64,7 +64,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Cont
     database_file = opened_sqlite_file(engine) if settings.read_processes or settings.commit_process else None
     readers = PageReaders(database_file, settings.read_processes) \
         if database_file and settings.read_processes else None
-    committer = CommitProcess(f"sqlite:///{database_file}") if database_file and settings.commit_process else None
+    committer = CommitProcess(database_file) if database_file and settings.commit_process else None
     registry.register(LocalConnector, lambda _account: LocalConnector(store, readers, committer), shared=True)
     vault = vault_for(settings.vault_key.get_secret_value() if settings.vault_key else None,
                       settings.vault_key_file, settings.database_url, holds_sealed=tenancy.holds_sealed_credentials)

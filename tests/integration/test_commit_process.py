@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +22,15 @@ from sqlalchemy import func, select
 from conftest import make_tenant
 from lmsgate.api.app import create_app
 from lmsgate.bootstrap import Container, bootstrap
+from lmsgate.connectors.local.rows import CompletionRowBuilder
+from lmsgate.errors import Unprocessable
+from lmsgate.schema import LmsCreateCompletionRequestDto
 from lmsgate.settings import Settings
 from lmsgate.store import commit_process
 from lmsgate.store import tables as t
 from lmsgate.store.commit_process import CommitProcess
 from lmsgate.store.db import opened_sqlite_file
+from lmsgate.store.group_commit import GroupCommitter
 from support import SEED_COMPLETION, Tenant, alive, shared_vault_key_file
 
 
@@ -121,22 +126,69 @@ def test_a_killed_process_loses_no_acknowledged_completion(
         assert second != first and not alive(first)
 
 
-def test_a_group_the_process_refuses_is_written_by_the_server(committing: Container) -> None:
-    process = CommitProcess(f"sqlite:///{opened_sqlite_file(committing.engine)}")
+def test_a_group_the_database_refuses_goes_back_to_the_server(
+        committing: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commit_process, "RETRY_AFTER", 0.3)
+    process = CommitProcess(opened_sqlite_file(committing.engine))
+    body = LmsCreateCompletionRequestDto.model_validate(SEED_COMPLETION)
+    refused = CompletionRowBuilder(None, "sqlite")([("nobody", body)])  # an account it does not know
 
     async def scenario() -> None:
         assert await process.write([]) is None  # no app serves: written where it was made
         process.serve()
         try:
             pid = await _until_ready(process)
-            assert await process.write([("not", "a", "row")]) is None  # an error: the server writes it
+            assert await process.write(refused) is None  # refused: the server's write says why
             assert process.processes() == [pid]  # and the process goes on
-            assert await process.write([]) == []
+            assert await process.write([("not", "a", "row")]) is None  # the process failed:
+            assert process.processes() == []  # it is stopped, and started again later
+            assert await _until_ready(process) != pid
         finally:
             process.close()
         assert not alive(pid)
 
     asyncio.run(scenario())
+    committer: GroupCommitter[tuple[Any, ...], tuple[str, bool]] = GroupCommitter(
+        lambda rows: committing.store.insert_bound(t.completions, rows), write_elsewhere=process.write)
+    with pytest.raises(Unprocessable):  # as without the process
+        asyncio.run(committer.submit(refused[0]))
+
+
+def test_a_group_committed_by_a_process_that_died_before_answering_is_stored_once(
+        committing: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process commits, then dies before it answers: the server writes the group again,
+    finds the rows by their dedupe keys, and answers with the same ids."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+    process = CommitProcess(opened_sqlite_file(committing.engine), module="commit_then_die")
+    store = committing.store
+    account = committing.tenancy.create_account(committing.tenancy.create_project("died"), "local").id
+    builder = CompletionRowBuilder(store.account_key(account), "sqlite")
+    rows = builder([(f"died-{i}", LmsCreateCompletionRequestDto.model_validate(SEED_COMPLETION)) for i in range(5)])
+    key = store.account_key(account)
+
+    def stored() -> int:
+        with committing.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.completions)
+                                    .where(t.completions.c.account_key == key)).scalar_one())
+
+    in_server: list[tuple[int, int]] = []  # (rows in the group, rows already stored)
+    committer: GroupCommitter[tuple[Any, ...], tuple[str, bool]] = GroupCommitter(
+        lambda group: in_server.append((len(group), stored())) or store.insert_bound(t.completions, group),
+        write_elsewhere=process.write)
+
+    async def scenario() -> list[tuple[str, bool]]:
+        process.serve()
+        try:
+            await _until_ready(process)
+            return list(await asyncio.gather(*(committer.submit(row) for row in rows)))
+        finally:
+            process.close()
+
+    results = asyncio.run(scenario())
+    assert [r[0] for r in results] == [row[1] for row in rows]  # the ids the rows were built with
+    assert in_server == [(5, 5)]  # written again here, though the process had stored them all
+    assert stored() == 5  # once each
 
 
 def test_the_process_exists_only_for_a_sqlite_file(tmp_path, postgres_url: str) -> None:

@@ -38,8 +38,15 @@ log = logging.getLogger("lmsgate.store")
 HEADER = 4
 
 
+MAX_FRAME = 256 * 1024 * 1024
+"""The largest message sent to a helper; a larger request is the caller's to do itself (a
+group of a thousand posts near the 5 MiB body limit each would not fit a 4-byte length)."""
+
+
 def frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) > MAX_FRAME:
+        raise ValueError(f"a message of {len(data):,} bytes is over {MAX_FRAME:,}")
     return len(data).to_bytes(HEADER, "little") + data
 
 
@@ -314,7 +321,20 @@ class HelperPool:
         helper = helpers.pick(loop)
         if helper is None:
             return None
-        return await helper.send(*request)
+        try:
+            answer = helper.send(*request)
+        except Exception as exc:  # noqa: BLE001 - too big to send, say: the caller does it
+            log.debug("%s was not sent a request: %s", self.kind.what, exc)
+            return None
+        return await answer
+
+    def restart(self, why: str) -> None:
+        """Stop the running event loop's helpers after a failure (logged); new ones start
+        ``retry_after`` seconds later."""
+        helpers = self._by_loop.get(asyncio.get_running_loop())
+        if helpers is not None:
+            for helper in helpers.readers:
+                helper.stop(why)
 
     def ready(self) -> int:
         """How many helpers of the running event loop take requests now."""

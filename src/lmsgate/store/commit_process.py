@@ -11,9 +11,10 @@ with each row's id. The server answers the posts only then, so a ``201`` still m
 completion is on disk.
 
 A group goes back to the server's own thread whenever the process cannot take it: while it
-starts, after it failed (started again :data:`RETRY_AFTER` seconds later), if it answers with
-an error (the server's write then raises it, and answers each post in its usual words), and if
-it dies or takes longer than :data:`TIMEOUT` (then it is killed). A group the process may
+starts, after it failed (started again :data:`RETRY_AFTER` seconds later), if the database
+refuses the group (the server's write then refuses it too, and answers each post in its usual
+words), if the process fails otherwise (it is stopped, and started again later), and if it dies
+or takes longer than :data:`TIMEOUT` (then it is killed). A group the process may
 have committed before it died is written again by the server: each row's dedupe key (learner,
 learning object, ``completed_at``) makes that write find the stored rows, with the same ids,
 instead of storing them twice. See ``store.child_processes`` for the process's life.
@@ -26,6 +27,8 @@ import signal
 import socket
 import sys
 from typing import Any
+
+from sqlalchemy.engine import URL
 
 from lmsgate.store.child_processes import HelperKind, HelperPool, frame, read_requests
 
@@ -46,9 +49,12 @@ group commit sends one at a time)."""
 class CommitProcess:
     """The commit process of one SQLite database file (see the module's docstring)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database: str, *, module: str = "lmsgate.store.commit_process") -> None:
+        """``database``: the SQLite file. ``module``: what the process runs (tests give one that
+        fails on purpose)."""
+        url = URL.create("sqlite", database=database).render_as_string()  # any file name, quoted
         self._pool = HelperPool(HelperKind(
-            module="lmsgate.store.commit_process", args=(database_url,), count=1, what="the commit process",
+            module=module, args=(url,), count=1, what="the commit process",
             instead="completions are committed in the server's process",
             limits=lambda: (RETRY_AFTER, TIMEOUT, MAX_WAITING)))
 
@@ -62,9 +68,13 @@ class CommitProcess:
         process: each row's id, and whether it is new. None when the process did not: the
         caller writes them itself."""
         answer = await self._pool.ask(rows)
-        if answer is None or answer[0] != "written":
-            if answer is not None:
-                log.debug("the commit process could not write a group: %s", answer[1])
+        if answer is None:
+            return None
+        if answer[0] == "refused":  # by the database, as it would be here: the server says why
+            log.debug("the commit process was refused a group: %s", answer[1])
+            return None
+        if answer[0] != "written":  # the process itself is in trouble (its file, its disk)
+            self._pool.restart(f"failed ({answer[1]})")
             return None
         return answer[1]  # type: ignore[no-any-return]
 
@@ -85,6 +95,7 @@ class CommitProcess:
 
 def _serve(fd: int, database_url: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from lmsgate.errors import LmsGateError
     from lmsgate.store import tables as t
     from lmsgate.store.db import create_db_engine
     from lmsgate.store.records import LmsStore
@@ -97,7 +108,9 @@ def _serve(fd: int, database_url: str) -> None:
         for (rows,) in read_requests(channel):
             try:
                 answer: tuple[Any, ...] = ("written", store.insert_bound(t.completions, rows))
-            except Exception as exc:  # noqa: BLE001 - the server writes the group itself, and reports it
+            except LmsGateError as exc:  # a row the database refuses: the server's write says which
+                answer = ("refused", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the server writes the group itself
                 answer = ("error", f"{type(exc).__name__}: {exc}")
             channel.sendall(frame(answer))
     finally:

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio.to_thread
+
+log = logging.getLogger("lmsgate.store")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,7 +65,7 @@ class GroupCommitter(Generic[T, R]):
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 items = [item for item, _ in batch]
-                results = None if self._write_elsewhere is None else await self._write_elsewhere(items)
+                results = await self._elsewhere(items)
                 if results is None:
                     try:
                         results = await anyio.to_thread.run_sync(self._write_batch, items)
@@ -74,6 +77,18 @@ class GroupCommitter(Generic[T, R]):
                         future.set_result(result)
         finally:
             self._flushing -= 1
+
+    async def _elsewhere(self, items: list[T]) -> list[R] | None:
+        """The batch written by ``write_elsewhere``, or None to write it here (not given, it
+        declined, it failed, or it answered for another number of items)."""
+        if self._write_elsewhere is None:
+            return None
+        try:
+            results = await self._write_elsewhere(items)
+        except Exception:  # written here instead: a request must never wait for nothing
+            log.exception("writing a batch elsewhere failed; writing it here")
+            return None
+        return results if results is not None and len(results) == len(items) else None
 
     async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         for item, future in batch:
