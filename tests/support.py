@@ -84,6 +84,19 @@ def assert_stackone_error(resp: httpx.Response, status: int, *mentions: str) -> 
 LMSGATE = [sys.executable, "-m", "lmsgate.cli.main"]
 
 
+def bootstrapped(url: str, attribute: str, **settings: Any) -> Any:
+    """What a container bootstrapped on ``url`` with ``settings`` holds as ``attribute`` (its
+    engine then disposed)."""
+    from lmsgate.bootstrap import bootstrap
+    from lmsgate.settings import Settings
+
+    container = bootstrap(Settings(database_url=url, vault_key_file=shared_vault_key_file(), **settings))
+    try:
+        return getattr(container, attribute)
+    finally:
+        container.engine.dispose()
+
+
 def alive(pid: int) -> bool:
     """Whether a process runs: a zombie is dead, only not yet collected."""
     try:

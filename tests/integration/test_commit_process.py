@@ -31,7 +31,7 @@ from lmsgate.store import tables as t
 from lmsgate.store.commit_process import CommitProcess
 from lmsgate.store.db import opened_sqlite_file
 from lmsgate.store.group_commit import GroupCommitter
-from support import SEED_COMPLETION, Tenant, alive, shared_vault_key_file
+from support import SEED_COMPLETION, Tenant, alive, bootstrapped, shared_vault_key_file
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +192,7 @@ def test_a_group_committed_by_a_process_that_died_before_answering_is_stored_onc
 
 
 def test_the_process_exists_only_for_a_sqlite_file(tmp_path, postgres_url: str) -> None:
-    def committer(url: str, on: bool = True) -> CommitProcess | None:
-        c = bootstrap(Settings(database_url=url, vault_key_file=shared_vault_key_file(), commit_process=on))
-        try:
-            return c.commit_process
-        finally:
-            c.engine.dispose()
-
-    assert committer(f"sqlite:///{tmp_path}/a.db") is not None
-    assert committer(f"sqlite:///{tmp_path}/b.db", on=False) is None
-    assert committer("sqlite://") is None
-    assert committer(postgres_url) is None
+    assert bootstrapped(f"sqlite:///{tmp_path}/a.db", "commit_process") is not None
+    assert bootstrapped(f"sqlite:///{tmp_path}/b.db", "commit_process", commit_process=False) is None
+    assert bootstrapped("sqlite://", "commit_process") is None
+    assert bootstrapped(postgres_url, "commit_process") is None

@@ -28,7 +28,7 @@ from lmsgate.store import child_processes, page_readers
 from lmsgate.store.db import sqlite_file
 from lmsgate.store.page_readers import PageReaders
 from lmsgate.store.pagination import PageRequest
-from support import SEED_COMPLETION, Tenant, alive, shared_vault_key_file
+from support import SEED_COMPLETION, Tenant, alive, bootstrapped, shared_vault_key_file
 
 SLOW = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000000) "
         "SELECT count(*), NULL, NULL, NULL, NULL, NULL, '{}' FROM n")
@@ -199,17 +199,10 @@ def test_a_query_a_reader_refuses_is_read_by_the_server(reading: Container) -> N
 
 
 def test_readers_exist_only_for_a_sqlite_file(tmp_path, postgres_url: str) -> None:
-    def readers(url: str, count: int = 2) -> PageReaders | None:
-        c = bootstrap(Settings(database_url=url, vault_key_file=shared_vault_key_file(), read_processes=count))
-        try:
-            return c.page_readers
-        finally:
-            c.engine.dispose()
-
-    assert readers(f"sqlite:///{tmp_path}/a.db") is not None
-    assert readers(f"sqlite:///{tmp_path}/b.db", 0) is None
-    assert readers("sqlite://") is None
-    assert readers(postgres_url) is None
+    assert bootstrapped(f"sqlite:///{tmp_path}/a.db", "page_readers", read_processes=2) is not None
+    assert bootstrapped(f"sqlite:///{tmp_path}/b.db", "page_readers", read_processes=0) is None
+    assert bootstrapped("sqlite://", "page_readers", read_processes=2) is None
+    assert bootstrapped(postgres_url, "page_readers", read_processes=2) is None
     assert 1 <= Settings(database_url="sqlite://").read_processes <= 4
 
 

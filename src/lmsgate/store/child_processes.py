@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HEADER", "HelperKind", "HelperPool", "frame", "read_requests"]
+__all__ = ["HEADER", "HelperKind", "HelperPool", "answer_requests", "frame", "read_requests"]
 
 log = logging.getLogger("lmsgate.store")
 
@@ -58,6 +58,15 @@ def read_requests(channel: socket.socket) -> Any:
         if len(header) < HEADER:
             return  # the server's end closed: it stopped, or was killed
         yield pickle.loads(incoming.read(int.from_bytes(header, "little")))
+
+
+def answer_requests(fd: int, answer: Callable[..., tuple[Any, ...]]) -> None:
+    """A helper's life, once it is ready to work: say so, then send ``answer(*request)`` for each
+    request, until the server closes its end."""
+    channel = socket.socket(fileno=fd)
+    channel.sendall(frame(("ready",)))
+    for request in read_requests(channel):
+        channel.sendall(frame(answer(*request)))
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ class _Helper(asyncio.Protocol):
             if message == ("ready",):
                 self.ready = True
                 continue
-            if not self.waiting:  # an answer nobody asked for: not a reader to trust
+            if not self.waiting:  # an answer nobody asked for: not a helper to trust
                 self.stop("answered a request it was not sent")
                 return
             future, _ = self.waiting.popleft()
@@ -128,7 +137,7 @@ class _Helper(asyncio.Protocol):
 
     def connected(self, attempt: asyncio.Task[Any]) -> None:
         """The end of the attempt to connect: on failure (or cancelled by :meth:`stop`), the
-        socket is this reader's to close."""
+        socket is this helper's to close."""
         if attempt.cancelled() or attempt.exception() is not None:
             if self.sock is not None:
                 self.sock.close()
@@ -217,8 +226,7 @@ class _Helpers:
 
     def __init__(self, kind: HelperKind) -> None:
         self.kind = kind
-        self.count = kind.count
-        self.readers: list[_Helper] = []
+        self.helpers: list[_Helper] = []
         self.retry_at = 0.0
         self.watchdog: asyncio.TimerHandle | None = None
         self.closed = False
@@ -227,16 +235,16 @@ class _Helpers:
         """Start the helpers missing (they take requests once they said they are ready)."""
         if self.watchdog is None:
             self.watchdog = loop.call_later(self.kind.timeout / 3, self._watch, loop)
-        self.readers = [r for r in self.readers if not r.gone]
-        for _ in range(self.count - len(self.readers)):
-            reader = _Helper(self)
+        self.helpers = [h for h in self.helpers if not h.gone]
+        for _ in range(self.kind.count - len(self.helpers)):
+            helper = _Helper(self)
             try:
                 ours, theirs = socket.socketpair()
             except OSError as exc:  # out of file descriptors, say
                 self._not_started(exc)
                 return
             try:
-                reader.process = subprocess.Popen(
+                helper.process = subprocess.Popen(
                     # -P: the working directory stays off the module path (a socket.py there is not ours)
                     [sys.executable, "-P", "-m", self.kind.module, str(theirs.fileno()), *self.kind.args],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True)
@@ -246,10 +254,10 @@ class _Helpers:
                 return
             finally:
                 theirs.close()
-            self.readers.append(reader)
-            reader.sock = ours
-            reader.connecting = loop.create_task(loop.create_connection(lambda r=reader: r, sock=ours))
-            reader.connecting.add_done_callback(reader.connected)
+            self.helpers.append(helper)
+            helper.sock = ours
+            helper.connecting = loop.create_task(loop.create_connection(lambda h=helper: h, sock=ours))
+            helper.connecting.add_done_callback(helper.connected)
 
     def _not_started(self, exc: Exception) -> None:
         kind = self.kind
@@ -262,21 +270,21 @@ class _Helpers:
         if self.closed:
             return
         now = time.monotonic()
-        for reader in self.readers:
-            if reader.waiting and now - reader.waiting[0][1] > self.kind.timeout:
-                if reader.process is not None:
-                    reader.process.kill()
-                reader.stop(f"took more than {self.kind.timeout:.0f} s to answer and was stopped")
+        for helper in self.helpers:
+            if helper.waiting and now - helper.waiting[0][1] > self.kind.timeout:
+                if helper.process is not None:
+                    helper.process.kill()
+                helper.stop(f"took more than {self.kind.timeout:.0f} s to answer and was stopped")
         self.watchdog = loop.call_later(self.kind.timeout / 3, self._watch, loop)
 
     def pick(self, loop: asyncio.AbstractEventLoop) -> _Helper | None:
         """The ready helper with the fewest requests waiting, or None when none can take one."""
-        if sum(not r.gone for r in self.readers) < self.count and time.monotonic() >= self.retry_at:
+        if sum(not h.gone for h in self.helpers) < self.kind.count and time.monotonic() >= self.retry_at:
             self.start(loop)
         best = None
-        for reader in self.readers:
-            if reader.ready and (best is None or len(reader.waiting) < len(best.waiting)):
-                best = reader
+        for helper in self.helpers:
+            if helper.ready and (best is None or len(helper.waiting) < len(best.waiting)):
+                best = helper
         if best is None or len(best.waiting) >= self.kind.max_waiting:
             return None
         return best
@@ -285,12 +293,12 @@ class _Helpers:
         self.closed = True
         if self.watchdog is not None:
             self.watchdog.cancel()
-        for reader in self.readers:
+        for helper in self.helpers:
             try:
-                reader.stop()
+                helper.stop()
             except Exception:  # the others must still be stopped
                 log.exception("%s could not be stopped", self.kind.what)
-        self.readers = []
+        self.helpers = []
 
 
 class HelperPool:
@@ -308,8 +316,8 @@ class HelperPool:
         with self._guard:
             left = [self._by_loop.pop(other) for other in list(self._by_loop) if other.is_closed()]
             self._by_loop.setdefault(loop, _Helpers(self.kind))
-        for readers in left:  # an app that ended without closing them
-            readers.close()
+        for helpers in left:  # an app that ended without closing them
+            helpers.close()
 
     async def ask(self, *request: Any) -> Any:
         """Send ``request`` to the ready helper with the fewest waiting, and return its answer;
@@ -333,23 +341,23 @@ class HelperPool:
         ``retry_after`` seconds later."""
         helpers = self._by_loop.get(asyncio.get_running_loop())
         if helpers is not None:
-            for helper in helpers.readers:
+            for helper in helpers.helpers:
                 helper.stop(why)
 
     def ready(self) -> int:
         """How many helpers of the running event loop take requests now."""
-        readers = self._by_loop.get(asyncio.get_running_loop())
-        return 0 if readers is None else sum(r.ready for r in readers.readers)
+        helpers = self._by_loop.get(asyncio.get_running_loop())
+        return 0 if helpers is None else sum(h.ready for h in helpers.helpers)
 
     def processes(self) -> list[int]:
         """The process ids of the running event loop's helpers."""
-        readers = self._by_loop.get(asyncio.get_running_loop())
-        return [] if readers is None else [r.process.pid for r in readers.readers
-                                           if r.process is not None and not r.gone]
+        helpers = self._by_loop.get(asyncio.get_running_loop())
+        return [] if helpers is None else [h.process.pid for h in helpers.helpers
+                                           if h.process is not None and not h.gone]
 
     def close(self) -> None:
         """Stop the running event loop's helpers (the app's shutdown)."""
         with self._guard:
-            readers = self._by_loop.pop(asyncio.get_running_loop(), None)
-        if readers is not None:
-            readers.close()
+            helpers = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if helpers is not None:
+            helpers.close()

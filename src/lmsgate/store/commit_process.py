@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import sys
 from typing import Any
 
 from sqlalchemy.engine import URL
 
-from lmsgate.store.child_processes import HelperKind, HelperPool, frame, read_requests
+from lmsgate.store.child_processes import HelperKind, HelperPool, answer_requests
 
 __all__ = ["MAX_WAITING", "RETRY_AFTER", "TIMEOUT", "CommitProcess"]
 
@@ -46,49 +45,34 @@ MAX_WAITING = 2
 group commit sends one at a time)."""
 
 
-class CommitProcess:
-    """The commit process of one SQLite database file (see the module's docstring)."""
+class CommitProcess(HelperPool):
+    """The commit process of one SQLite database file (see the module's docstring). ``serve``
+    at the app's start lets the running event loop's completions be committed by the process,
+    until ``close``; elsewhere (an import) they are written in place."""
 
     def __init__(self, database: str, *, module: str = "lmsgate.store.commit_process") -> None:
         """``database``: the SQLite file. ``module``: what the process runs (tests give one that
         fails on purpose)."""
         url = URL.create("sqlite", database=database).render_as_string()  # any file name, quoted
-        self._pool = HelperPool(HelperKind(
+        super().__init__(HelperKind(
             module=module, args=(url,), count=1, what="the commit process",
             instead="completions are committed in the server's process",
             limits=lambda: (RETRY_AFTER, TIMEOUT, MAX_WAITING)))
-
-    def serve(self) -> None:
-        """Let the running event loop's completions be committed by the process, until
-        :meth:`close`: the app's start. Elsewhere (an import) they are written in place."""
-        self._pool.serve()
 
     async def write(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, bool]] | None:
         """Insert and commit ``rows`` (bound completions, ``LmsStore.insert_bound``) in the
         process: each row's id, and whether it is new. None when the process did not: the
         caller writes them itself."""
-        answer = await self._pool.ask(rows)
+        answer = await self.ask(rows)
         if answer is None:
             return None
         if answer[0] == "refused":  # by the database, as it would be here: the server says why
             log.debug("the commit process was refused a group: %s", answer[1])
             return None
         if answer[0] != "written":  # the process itself is in trouble (its file, its disk)
-            self._pool.restart(f"failed ({answer[1]})")
+            self.restart(f"failed ({answer[1]})")
             return None
         return answer[1]  # type: ignore[no-any-return]
-
-    def ready(self) -> int:
-        """1 when the running event loop's process takes groups now, else 0."""
-        return self._pool.ready()
-
-    def processes(self) -> list[int]:
-        """The process id of the running event loop's commit process, if one runs."""
-        return self._pool.processes()
-
-    def close(self) -> None:
-        """Stop the running event loop's process (the app's shutdown, once no post waits)."""
-        self._pool.close()
 
 
 # ---------------------------------------------------------------- the process's side
@@ -102,17 +86,17 @@ def _serve(fd: int, database_url: str) -> None:
 
     engine = create_db_engine(database_url)
     store = LmsStore(engine)
-    channel = socket.socket(fileno=fd)
-    channel.sendall(frame(("ready",)))
+
+    def write(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        try:
+            return ("written", store.insert_bound(t.completions, rows))
+        except LmsGateError as exc:  # a row the database refuses: the server's write says which
+            return ("refused", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the server writes the group itself
+            return ("error", f"{type(exc).__name__}: {exc}")
+
     try:
-        for (rows,) in read_requests(channel):
-            try:
-                answer: tuple[Any, ...] = ("written", store.insert_bound(t.completions, rows))
-            except LmsGateError as exc:  # a row the database refuses: the server's write says which
-                answer = ("refused", f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - the server writes the group itself
-                answer = ("error", f"{type(exc).__name__}: {exc}")
-            channel.sendall(frame(answer))
+        answer_requests(fd, write)
     finally:
         engine.dispose()
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from lmsgate.store.child_processes import HelperKind, HelperPool, frame, read_requests
+from lmsgate.store.child_processes import HelperKind, HelperPool, answer_requests
 
 __all__ = ["MAX_WAITING", "RETRY_AFTER", "TIMEOUT", "PageReaders"]
 
@@ -47,45 +46,27 @@ MAX_WAITING = 32
 """Pages waiting on one reader beyond which a page is read in the server's process."""
 
 
-class PageReaders:
-    """Reader processes for one SQLite database file (see the module's docstring)."""
+class PageReaders(HelperPool):
+    """Reader processes for one SQLite database file (see the module's docstring). ``serve``
+    at the app's start lets the running event loop's pages go to readers, until ``close``;
+    elsewhere (a command such as ``completions export``, which reads one page after another)
+    pages are read in the process itself."""
 
     def __init__(self, database: str, count: int) -> None:
-        self.database = database
-        self.count = count
-        self._pool = HelperPool(HelperKind(
+        super().__init__(HelperKind(
             module="lmsgate.store.page_readers", args=(database,), count=count, what="a page reader",
             instead="pages are read in the server's process", limits=lambda: (RETRY_AFTER, TIMEOUT, MAX_WAITING)))
-
-    def serve(self) -> None:
-        """Let the running event loop's pages be read by readers, until :meth:`close`: the
-        app's start. Elsewhere (a command such as ``completions export``, which reads one page
-        after another) pages are read in the process itself."""
-        self._pool.serve()
 
     async def read(self, sql: str, parameters: Any, page_size: int) -> tuple[list[str], Any, bool] | None:
         """Run the page's SQL in a reader: the first ``page_size`` rows finished
         (``finishing.finish_page``), the id of the last, and whether more rows came. None when
         no reader could take the page: the caller reads it itself."""
-        answer = await self._pool.ask(sql, parameters, page_size)
+        answer = await self.ask(sql, parameters, page_size)
         if answer is None or answer[0] != "page":
             if answer is not None:
                 log.debug("a page reader could not read a page: %s", answer[1])
             return None
         return answer[1], answer[2], answer[3]
-
-    def ready(self) -> int:
-        """How many readers of the running event loop take pages now."""
-        return self._pool.ready()
-
-    def processes(self) -> list[int]:
-        """The process ids of the running event loop's readers."""
-        return self._pool.processes()
-
-    def close(self) -> None:
-        """Stop the running event loop's readers (the app's shutdown); its pages are read in the
-        process again."""
-        self._pool.close()
 
 
 # ---------------------------------------------------------------- the reader's side
@@ -100,17 +81,16 @@ def _serve(fd: int, database: str) -> None:
                            check_same_thread=False)
     conn.execute("PRAGMA query_only=ON")
     conn.execute("PRAGMA busy_timeout=30000")
-    channel = socket.socket(fileno=fd)
-    channel.sendall(frame(("ready",)))
-    for sql, parameters, page_size in read_requests(channel):
+
+    def page(sql: str, parameters: Any, page_size: int) -> tuple[Any, ...]:
         try:
             rows = conn.execute(sql, parameters).fetchall()
-            page = rows[:page_size]
-            answer: tuple[Any, ...] = ("page", finish_page(page), page[-1][0] if page else None,
-                                       len(rows) > page_size)
+            found = rows[:page_size]
+            return ("page", finish_page(found), found[-1][0] if found else None, len(rows) > page_size)
         except Exception as exc:  # noqa: BLE001 - the server reads the page itself, and reports it
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        channel.sendall(frame(answer))
+            return ("error", f"{type(exc).__name__}: {exc}")
+
+    answer_requests(fd, page)
 
 
 if __name__ == "__main__":
